@@ -1,0 +1,70 @@
+"""``create_app(settings)``: the ASGI application. Nothing connects at import time."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from leadstore import __version__
+from leadstore.auth import routes as auth_routes
+from leadstore.auth.service import Authenticator
+from leadstore.catalog import Catalog
+from leadstore.config import Settings
+from leadstore.db import Database
+from leadstore.errors import install_handlers
+from leadstore.leads import routes as lead_routes
+from leadstore.middleware import RequestContext
+from leadstore.ratelimit import MemoryRateLimiter, RateLimiter
+from leadstore.state import AppState
+
+log = logging.getLogger("leadstore")
+
+
+def _limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        from leadstore.ratelimit_redis import RedisRateLimiter
+
+        return RedisRateLimiter(settings.redis_url, fail_closed=settings.rate_limit_fail_closed)
+    return MemoryRateLimiter()
+
+
+async def _keep_catalog_fresh(state: AppState) -> None:
+    """Reload fields, settings and principals soon after an administrator changes them."""
+    while True:
+        await asyncio.sleep(state.settings.catalog_refresh_seconds)
+        try:
+            await run_in_threadpool(state.catalog.refresh)
+        except Exception:
+            log.warning("could not check the catalog for changes; will retry", exc_info=True)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        catalog = Catalog(db)
+        await run_in_threadpool(catalog.refresh)
+        state = AppState(settings, db, catalog, Authenticator(catalog), _limiter(settings))
+        app.state.leadstore = state
+        refresher = asyncio.create_task(_keep_catalog_fresh(state))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            await state.limiter.close()
+            db.dispose()
+
+    app = FastAPI(
+        title="leadstore",
+        version=__version__,
+        summary="A self-hosted lead store that speaks LeadSquared's Lead Management REST API",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.add_middleware(RequestContext)
+    app.include_router(lead_routes.router)
+    app.include_router(auth_routes.router)
+    return app

@@ -1,0 +1,183 @@
+"""Turn a value as sent into the value stored, or say which rule it breaks (spec section 3)."""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from leadstore.fields.model import DataType, Field
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneRules:
+    country_code_mandatory: bool
+    default_country_code: str
+
+
+class InvalidValue(Exception):
+    def __init__(self, message: str, code: str = "INVALID_VALUE") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class MissingCountryCode(InvalidValue):
+    def __init__(self, field_: Field) -> None:
+        super().__init__(
+            f"{field_.schema_name} must include a country code, e.g. +91-1234554321: "
+            "this account requires one",
+            "INVALID_VALUE",
+        )
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_PHONE_JUNK = re.compile(r"[\s().-]")
+_BOOLEANS = {"1": "1", "0": "0", "true": "1", "false": "0"}
+
+
+def normalize(field_: Field, raw: str | None, phone: PhoneRules) -> Any:
+    """The stored form of ``raw`` for ``field_``; ``None`` means empty."""
+    if raw is None:
+        value = ""
+    else:
+        value = raw.strip()
+    if value == "":
+        if field_.is_mandatory:
+            raise InvalidValue(f"{field_.schema_name} is mandatory and cannot be empty", "MANDATORY_MISSING")
+        return None
+    limit = field_.effective_max_length
+    if limit is not None and len(value) > limit:
+        raise InvalidValue(
+            f"{field_.schema_name} is longer than its maximum length of {limit} characters", "TOO_LONG"
+        )
+    return _BY_TYPE[field_.data_type](field_, value, phone)
+
+
+def _text(field_: Field, value: str, phone: PhoneRules) -> str:
+    if "\x00" in value:
+        raise InvalidValue(f"{field_.schema_name} must not contain NUL characters")
+    return value
+
+
+def _number(field_: Field, value: str, phone: PhoneRules) -> float:
+    if not _NUMBER.match(value):
+        raise InvalidValue(f"{field_.schema_name} must be a number, e.g. 42 or 3.5; got {value!r}")
+    number = float(value)
+    if abs(number) >= 1e15:
+        raise InvalidValue(f"{field_.schema_name} must be less than 1e15 in size")
+    return number
+
+
+def _email(field_: Field, value: str, phone: PhoneRules) -> str:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise InvalidValue(f"{field_.schema_name} must be a valid email address; got {value!r}") from None
+    return value.lower()
+
+
+def normalize_phone(field_: Field, value: str, phone: PhoneRules) -> str:
+    """``+<country code>-<national number>``, the form LeadSquared stores and reads."""
+    if value.startswith("+"):
+        body = value[1:]
+        if "-" in body:
+            code, national = body.split("-", 1)
+            code, national = code.strip(), _PHONE_JUNK.sub("", national)
+        else:
+            digits = _PHONE_JUNK.sub("", body)
+            try:
+                parsed = phonenumbers.parse("+" + digits)
+            except phonenumbers.NumberParseException:
+                raise _bad_phone(field_, value) from None
+            code = str(parsed.country_code)
+            national = digits[len(code) :]
+    else:
+        if phone.country_code_mandatory:
+            raise MissingCountryCode(field_)
+        code, national = phone.default_country_code, _PHONE_JUNK.sub("", value)
+    if not (code.isdigit() and national.isdigit()) or not _is_possible(code, national):
+        raise _bad_phone(field_, value)
+    return f"+{code}-{national}"
+
+
+def _is_possible(code: str, national: str) -> bool:
+    if int(code) not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        return False
+    try:
+        number = phonenumbers.parse(f"+{code}{national}")
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_possible_number(number))
+
+
+def _bad_phone(field_: Field, value: str) -> InvalidValue:
+    return InvalidValue(
+        f"{field_.schema_name} must be a possible phone number such as +91-1234554321; got {value!r}"
+    )
+
+
+def _website(field_: Field, value: str, phone: PhoneRules) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in value:
+        raise InvalidValue(f"{field_.schema_name} must be an http(s) URL, e.g. https://example.com")
+    return value
+
+
+def _parsed(kind: str, pattern: str, example: str) -> Any:
+    """A check for a date or time written exactly as ``pattern``; stored in that canonical form."""
+
+    def check(field_: Field, value: str, phone: PhoneRules) -> str:
+        try:
+            return datetime.strptime(value, pattern).strftime(pattern)
+        except ValueError:
+            raise InvalidValue(f"{field_.schema_name} must be a {kind} like {example}; got {value!r}") from None
+
+    return check
+
+
+def _select(field_: Field, value: str, phone: PhoneRules) -> str:
+    for option in field_.options:
+        if option.lower() == value.lower():
+            return option
+    choices = ", ".join(field_.options)
+    raise InvalidValue(f"{field_.schema_name} must be one of: {choices}; got {value!r}")
+
+
+def _boolean(field_: Field, value: str, phone: PhoneRules) -> str:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise InvalidValue(f"{field_.schema_name} must be 1, 0, true or false; got {value!r}") from None
+
+
+_BY_TYPE = {
+    DataType.TEXT: _text,
+    DataType.NUMBER: _number,
+    DataType.EMAIL: _email,
+    DataType.PHONE: normalize_phone,
+    DataType.WEBSITE: _website,
+    DataType.DATE: _parsed("date", "%Y-%m-%d", "2026-01-31"),
+    DataType.DATETIME: _parsed("date and time", "%Y-%m-%d %H:%M:%S", "2026-01-31 14:05:09"),
+    DataType.TIME: _parsed("time", "%H:%M", "14:05"),
+    DataType.SELECT: _select,
+    DataType.BOOLEAN: _boolean,
+}
+
+
+def to_wire(field_: Field, stored: Any) -> str | None:
+    """A stored value as LeadSquared reads it: a string, or null."""
+    if stored is None:
+        return None
+    if isinstance(stored, float):
+        return str(int(stored)) if stored.is_integer() else repr(stored)
+    if isinstance(stored, datetime):
+        return format_datetime(stored)
+    return str(stored)
+
+
+def format_datetime(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")

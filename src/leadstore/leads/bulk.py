@@ -1,0 +1,282 @@
+"""Update Leads in Bulk v2 (spec section 4): up to 25 leads a call, each atomic, each with an
+outcome.
+
+A call is checked whole in memory first (shape, fields, values), then written in one
+transaction with a bounded number of statements whatever the number of leads stored: one
+locked lookup of all leads, one query per unique field being changed, one UPDATE per set of
+changed columns and one INSERT of history rows. Should a concurrent call take a unique value
+between our check and our write, the transaction is redone with a savepoint per lead, so
+exactly the lead that lost the race fails, as a duplicate.
+"""
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from leadstore.auth.principal import Principal
+from leadstore.catalog import Catalog
+from leadstore.db import Database
+from leadstore.errors import InvalidRequest
+from leadstore.fields.model import Field
+from leadstore.fields.registry import FieldRegistry
+from leadstore.fields.validation import InvalidValue, normalize
+from leadstore.leads import repository as repo
+from leadstore.leads.changes import (
+    NOT_FOUND_REASON,
+    FieldRejected,
+    Pairs,
+    ReasonCode,
+    UniqueClaims,
+    changed,
+    duplicate_message,
+    parse_fields,
+    parse_pairs,
+    unknown_owners,
+)
+
+_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    search_by: str | None
+    leads: list[Pairs]
+    push_unprocessed: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A lead as far as it can be judged without the database."""
+
+    index: int
+    identifier_value: Any
+    key: Any = None  # the normalised search-key value; None when the lead cannot be found
+    values: Mapping[Field, Any] = field(default_factory=dict)
+    failure: tuple[ReasonCode, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    successful: bool
+    code: ReasonCode | None = None
+    reason: str | None = None
+
+
+_SUCCESS = _Outcome(True)
+_NOT_FOUND = _Outcome(False, ReasonCode.LEAD_NOT_FOUND, NOT_FOUND_REASON)
+
+
+def parse_request(body: Any, max_leads: int) -> BulkRequest:
+    """Check the request's shape; ``InvalidRequest`` names the first offending position."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object with a LeadPropertiesList array")
+    search_by = body.get("SearchByKey")
+    if search_by is not None and not isinstance(search_by, str):
+        raise InvalidRequest("SearchByKey must be a string naming a unique lead field, e.g. EmailAddress")
+    options = body.get("Options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise InvalidRequest("Options must be an object, e.g. {\"PushNonExistentLeadsToUnProcessedList\": true}")
+    for name in ("PushNonExistentLeadsToUnProcessedList", "DryRun"):
+        if options.get(name) is not None and not isinstance(options[name], bool):
+            raise InvalidRequest(f"Options.{name} must be true or false")
+    items = body.get("LeadPropertiesList")
+    if not isinstance(items, list):
+        raise InvalidRequest("LeadPropertiesList is missing or not an array; send an array of {\"Fields\": [...]}")
+    if not items:
+        raise InvalidRequest("LeadPropertiesList is empty; send between 1 and {} leads".format(max_leads))
+    if len(items) > max_leads:
+        raise InvalidRequest(
+            f"LeadPropertiesList holds {len(items)} leads; at most {max_leads} may be sent in one call"
+        )
+    return BulkRequest(
+        search_by=search_by,
+        leads=[_parse_lead(item, i) for i, item in enumerate(items)],
+        push_unprocessed=bool(options.get("PushNonExistentLeadsToUnProcessedList")),
+        dry_run=bool(options.get("DryRun")),
+    )
+
+
+def _parse_lead(item: Any, i: int) -> Pairs:
+    where = f"LeadPropertiesList[{i}]"
+    if not isinstance(item, dict):
+        raise InvalidRequest(f"{where} must be an object with a Fields array")
+    fields = item.get("Fields")
+    return [] if fields is None else parse_pairs(fields, f"{where}.Fields")
+
+
+def search_field(registry: FieldRegistry, name: str | None) -> Field:
+    """The unique field that finds each lead: ``SearchByKey``, else ProspectId (LeadSquared)."""
+    field_ = registry.get(name or "ProspectId")
+    if field_ is None:
+        raise InvalidRequest(f"SearchByKey {name!r} names no lead field; use a unique field such as EmailAddress")
+    if not field_.is_unique:
+        unique = ", ".join(f.schema_name for f in registry.unique_fields)
+        raise InvalidRequest(f"SearchByKey {field_.schema_name} is not a unique field; use one of: {unique}")
+    return field_
+
+
+class BulkUpdate:
+    """One call's work. ``run`` returns the LeadSquared-shaped answer; ``on_answer`` runs inside
+    the transaction before it commits (the idempotency store uses it)."""
+
+    def __init__(
+        self, db: Database, catalog: Catalog, principal: Principal, request: BulkRequest, request_id: str
+    ) -> None:
+        self.db = db
+        self.registry = catalog.fields
+        self.phone = catalog.account.phone_rules
+        self.principal = principal
+        self.request = request
+        self.request_id = request_id
+        self.key_field = search_field(self.registry, request.search_by)
+
+    def run(self, on_answer: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        checked = [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
+        for attempt in range(_RETRIES + 1):
+            try:
+                with self.db.write(dry_run=self.request.dry_run) as conn:
+                    answer = self._answer(checked, self._write(conn, checked, careful=attempt > 0))
+                    if on_answer is not None:
+                        on_answer(conn, answer)
+                return answer
+            except (IntegrityError, OperationalError) as exc:
+                # A unique value taken by a concurrent call, or a deadlock between two calls:
+                # redo the call, this time with a savepoint per lead.
+                if attempt == _RETRIES or not _is_retryable(exc):
+                    raise
+                time.sleep(0.002 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _check(self, index: int, pairs: Pairs) -> _Checked:
+        if not pairs:
+            return _Checked(index, None, failure=(ReasonCode.FIELDS_EMPTY, "Fields cannot be empty"))
+        key_values = [value for attribute, value in pairs if self.registry.get(attribute) is self.key_field]
+        name = self.key_field.schema_name
+        if not key_values:
+            return _Checked(index, None, failure=(ReasonCode.SEARCH_KEY_MISSING, f"Fields has no {name} to find the lead by"))
+        identifier = key_values[0]
+        if len(key_values) > 1:
+            return _Checked(index, identifier, failure=(ReasonCode.DUPLICATE_ATTRIBUTE, f"{name} is given more than once"))
+        try:
+            key = normalize(self.key_field, identifier, self.phone)
+        except InvalidValue:
+            key = None  # no lead can hold an invalid value (the seed's FAQ: a phone without country code)
+        try:
+            values = parse_fields(self.registry, self.principal, pairs, self.phone, skip=self.key_field)
+        except FieldRejected as exc:
+            return _Checked(index, identifier, key, failure=(exc.code, exc.message))
+        if key is None:
+            return _Checked(index, identifier, failure=(ReasonCode.LEAD_NOT_FOUND, NOT_FOUND_REASON))
+        return _Checked(index, identifier, key, values)
+
+    def _write(self, conn: Connection, checked: list[_Checked], careful: bool) -> list[_Outcome]:
+        table = self.registry.table
+        column = self.key_field.column
+        wanted = {c.key for c in checked if c.failure is None}
+        rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite) if wanted else []
+        by_key = {row[column]: row for row in rows}
+
+        outcomes: list[_Outcome] = []
+        first_index: dict[Any, int] = {}
+        candidates: list[tuple[int, Mapping[str, Any], dict[Field, Any]]] = []
+        for c in checked:
+            earlier = first_index.setdefault(c.key, c.index) if c.key is not None else c.index
+            if earlier != c.index:
+                outcomes.append(_Outcome(False, ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
+                                         f"The same lead is already at LeadPropertiesList[{earlier}]"))
+            elif c.failure is not None:
+                outcomes.append(_NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure))
+            elif (row := by_key.get(c.key)) is None:
+                outcomes.append(_NOT_FOUND)
+            else:
+                outcomes.append(_SUCCESS)
+                candidates.append((c.index, row, changed(row, c.values)))
+
+        updates = self._claim(conn, candidates, outcomes)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        user = self.principal.user_id
+        if not careful:
+            repo.apply_updates(conn, table, [u for _, u in updates], user, self.request_id, now)
+            return outcomes
+        for index, update in updates:
+            try:
+                with conn.begin_nested():
+                    repo.apply_updates(conn, table, [update], user, self.request_id, now)
+            except IntegrityError:
+                taken = self._taken(conn, update)
+                outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
+        return outcomes
+
+    def _claim(
+        self,
+        conn: Connection,
+        candidates: list[tuple[int, Mapping[str, Any], dict[Field, Any]]],
+        outcomes: list[_Outcome],
+    ) -> list[tuple[int, repo.LeadUpdate]]:
+        """Fail the leads that would take a unique value another lead has, or name an unknown
+        owner; the rest become updates (none for a lead whose values did not change)."""
+        changes = [c for _, _, c in candidates]
+        claims = UniqueClaims(conn, self.registry, changes)
+        bad_owners = unknown_owners(conn, self.registry, changes)
+        owner = self.registry.get("OwnerId")
+        updates = []
+        for index, row, new in candidates:
+            if owner in new and new[owner] in bad_owners:
+                outcomes[index] = _Outcome(False, ReasonCode.INVALID_VALUE, f"OwnerId {new[owner]} is not a user")
+            elif (taken := claims.conflict(row["auto_id"], new)) is not None:
+                outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
+            elif new:
+                claims.claim(row["auto_id"], new)
+                updates.append((index, repo.LeadUpdate(row["auto_id"], row, new)))
+        return updates
+
+    def _taken(self, conn: Connection, update: repo.LeadUpdate) -> Field:
+        """Which unique value of ``update`` a concurrent call took first."""
+        table = self.registry.table
+        for field_, value in update.new.items():
+            if field_.is_unique and value is not None:
+                column = self.registry.column(field_)
+                holder = conn.execute(
+                    select(table.c.auto_id).where(column == value, table.c.auto_id != update.lead_id)
+                ).first()
+                if holder is not None:
+                    return field_
+        return next(f for f in update.new if f.is_unique)
+
+    def _answer(self, checked: list[_Checked], outcomes: list[_Outcome]) -> dict[str, Any]:
+        push = self.request.push_unprocessed
+        lists: dict[str, list[dict[str, Any]]] = {"SuccessfulLeads": [], "FailedLeads": [], "UnProcessedLeads": []}
+        for c, outcome in zip(checked, outcomes, strict=True):
+            item: dict[str, Any] = {"Identifier": self.key_field.schema_name, "IdentifierValue": c.identifier_value}
+            if outcome.successful:
+                lists["SuccessfulLeads"].append({**item, "Index": c.index})
+                continue
+            item.update(Reason=outcome.reason, Index=c.index, ReasonCode=outcome.code)
+            unprocessed = push and outcome.code == ReasonCode.LEAD_NOT_FOUND
+            lists["UnProcessedLeads" if unprocessed else "FailedLeads"].append(item)
+        status: dict[str, Any] = {
+            "TotalCount": len(checked),
+            "SuccessCount": len(lists["SuccessfulLeads"]),
+            "FailureCount": len(lists["FailedLeads"]),
+        }
+        if push:
+            status["UnProcessedCount"] = len(lists["UnProcessedLeads"])
+        status["Message"] = "Processed" if lists["SuccessfulLeads"] else "Error"
+        return {"Status": status, "Details": {name: items for name, items in lists.items() if items}}
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    # Deadlocks and serialisation failures (PostgreSQL SQLSTATE 40xxx), SQLite's busy database.
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    return sqlstate.startswith("40") or getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY

@@ -1,0 +1,154 @@
+"""Checking the fields a caller sends for one lead, shared by every endpoint that writes.
+
+A lead's fields are checked whole before anything is written, so a lead with one bad field
+leaves no trace, and each failure says which field broke which rule.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from leadstore.auth.principal import Principal
+from leadstore.errors import InvalidRequest
+from leadstore.fields.model import Field
+from leadstore.fields.registry import FieldRegistry
+from leadstore.fields.validation import InvalidValue, PhoneRules, normalize
+from leadstore.models import User
+
+
+class ReasonCode(StrEnum):
+    """Why a lead was not updated; stable, documented in the API docs."""
+
+    LEAD_NOT_FOUND = "LEAD_NOT_FOUND"  # also: not permitted, or a phone key without country code
+    FIELDS_EMPTY = "FIELDS_EMPTY"
+    SEARCH_KEY_MISSING = "SEARCH_KEY_MISSING"
+    DUPLICATE_LEAD_IN_REQUEST = "DUPLICATE_LEAD_IN_REQUEST"
+    DUPLICATE_ATTRIBUTE = "DUPLICATE_ATTRIBUTE"
+    UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
+    FIELD_READ_ONLY = "FIELD_READ_ONLY"
+    INVALID_VALUE = "INVALID_VALUE"
+    TOO_LONG = "TOO_LONG"
+    MANDATORY_MISSING = "MANDATORY_MISSING"
+    DUPLICATE_VALUE = "DUPLICATE_VALUE"
+
+
+NOT_FOUND_REASON = "Lead does not exist in the system or You do not have permission to update the lead"
+
+
+class FieldRejected(Exception):
+    def __init__(self, code: ReasonCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+Pairs = list[tuple[str, Any]]
+
+
+def parse_pairs(fields: Any, where: str) -> Pairs:
+    """``[{"Attribute": ..., "Value": ...}, ...]`` as pairs; ``InvalidRequest`` names the position."""
+    if not isinstance(fields, list):
+        raise InvalidRequest(f'{where} must be an array of {{"Attribute": ..., "Value": ...}} objects')
+    pairs: Pairs = []
+    for j, pair in enumerate(fields):
+        at = f"{where}[{j}]"
+        if not isinstance(pair, dict) or "Attribute" not in pair or "Value" not in pair:
+            raise InvalidRequest(f"{at} must be an object with Attribute and Value")
+        attribute, value = pair["Attribute"], pair["Value"]
+        if not isinstance(attribute, str) or not attribute:
+            raise InvalidRequest(f"{at}.Attribute must be a non-empty string, the field's schema name")
+        if value is not None and not isinstance(value, str):
+            raise InvalidRequest(f'{at}.Value must be a string or null, e.g. "33" rather than 33')
+        pairs.append((attribute, value))
+    return pairs
+
+
+def parse_fields(
+    registry: FieldRegistry,
+    principal: Principal,
+    pairs: Iterable[tuple[str, Any]],
+    phone: PhoneRules,
+    skip: Field | None = None,
+) -> dict[Field, Any]:
+    """The stored values of ``pairs`` by field; ``skip`` is the search key, which is not written."""
+    values: dict[Field, Any] = {}
+    for attribute, raw in pairs:
+        field_ = registry.get(attribute)
+        if field_ is None:
+            raise FieldRejected(
+                ReasonCode.UNKNOWN_ATTRIBUTE,
+                f"{attribute} is not a lead field; see LeadsMetaData.Get for the schema names",
+            )
+        if field_ is skip:
+            continue
+        if field_ in values:
+            raise FieldRejected(ReasonCode.DUPLICATE_ATTRIBUTE, f"{field_.schema_name} is given more than once")
+        if not principal.can_write(field_):
+            raise FieldRejected(ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is read-only for you")
+        try:
+            values[field_] = normalize(field_, raw, phone)
+        except InvalidValue as exc:
+            raise FieldRejected(ReasonCode(exc.code), exc.message) from None
+    return values
+
+
+def duplicate_message(field_: Field) -> str:
+    return f"A Lead with same {field_.display_name} already exists."
+
+
+def changed(row: Mapping[str, Any], values: Mapping[Field, Any]) -> dict[Field, Any]:
+    """The values that differ from what the lead holds now."""
+    return {f: v for f, v in values.items() if row[f.column] != v}
+
+
+class UniqueClaims:
+    """Which lead holds, or is about to take, each unique value, for the leads of one call.
+
+    One query per unique field named in the call (not per lead) reads the current holders; the
+    leads of the call then claim values in request order, so the later of two leads asking for
+    the same value fails as a duplicate, as would two calls made one after the other.
+    """
+
+    def __init__(
+        self, conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]
+    ) -> None:
+        by_field: dict[Field, set[Any]] = {}
+        for values in wanted:
+            for field_, value in values.items():
+                if field_.is_unique and value is not None:
+                    by_field.setdefault(field_, set()).add(value)
+        self._holders: dict[tuple[Field, Any], int] = {}
+        for field_, field_values in by_field.items():
+            column = registry.column(field_)
+            rows = conn.execute(
+                select(registry.table.c.auto_id, column).where(column.in_(sorted(field_values, key=str)))
+            )
+            for auto_id, value in rows:
+                self._holders[(field_, value)] = auto_id
+
+    def conflict(self, lead_id: int | None, values: Mapping[Field, Any]) -> Field | None:
+        """The first unique field whose new value another lead holds or has claimed."""
+        for field_, value in values.items():
+            if field_.is_unique and value is not None:
+                holder = self._holders.get((field_, value))
+                if holder is not None and holder != lead_id:
+                    return field_
+        return None
+
+    def claim(self, lead_id: int, values: Mapping[Field, Any]) -> None:
+        for field_, value in values.items():
+            if field_.is_unique and value is not None:
+                self._holders[(field_, value)] = lead_id
+
+
+def unknown_owners(conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]) -> set[str]:
+    """OwnerId values in ``wanted`` that name no user (one query for the whole call)."""
+    owner = registry.get("OwnerId")
+    ids = {values[owner] for values in wanted if owner in values and values[owner] is not None}
+    if not ids:
+        return set()
+    known = set(conn.execute(select(User.id).where(User.id.in_(sorted(ids)))).scalars())
+    return ids - known

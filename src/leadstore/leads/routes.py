@@ -1,0 +1,176 @@
+"""LeadSquared's Lead Management URLs (spec sections 4 and 5)."""
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from leadstore.auth.dependencies import CurrentPrincipal, query_param
+from leadstore.errors import InvalidRequest
+from leadstore.leads import bulk, search, service
+from leadstore.leads.changes import ReasonCode, parse_pairs
+from leadstore.leads.idempotency import IdempotencyGuard, KeyTakenMeanwhile
+from leadstore.leads.schemas import AttributeValue, BulkUpdateRequest, LeadsGetRequest
+from leadstore.state import app_state
+
+router = APIRouter(prefix="/v2/LeadManagement.svc", tags=["Lead Management"])
+
+
+def json_response(content: Any) -> Response:
+    return Response(orjson.dumps(content), media_type="application/json")
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The body is not valid JSON ({exc}); send a JSON body") from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_PAIRS = {"type": "array", "items": AttributeValue.model_json_schema()}
+_REASON_CODES = ", ".join(code.value for code in ReasonCode)
+
+
+BULK_DESCRIPTION = f"""Update up to 25 leads, each found by `SearchByKey` (a unique field) or by its ProspectId.
+
+Every lead ends in SuccessfulLeads, FailedLeads or UnProcessedLeads, and is written whole or
+not at all. Items carry `Index` (the lead's position in LeadPropertiesList) and, when not
+successful, a stable `ReasonCode`: {_REASON_CODES}.
+
+`Options.DryRun` checks and reports everything without writing. An `Idempotency-Key` header
+makes a retry within 24 hours answer the first response again without writing; the same key
+with another body gets 409."""
+
+
+@router.post(
+    "/Lead/Bulk/UpdateV2",
+    openapi_extra=_body_schema(BulkUpdateRequest),
+    summary="Update Leads in Bulk v2",
+    description=BULK_DESCRIPTION,
+)
+async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response:
+    state = app_state(request)
+    raw = await request.body()
+    body = await read_json(request)
+    parsed = bulk.parse_request(body, state.catalog.account.bulk_max_leads)
+    work = bulk.BulkUpdate(state.db, state.catalog, principal, parsed, request.state.request_id)
+    key = request.headers.get("idempotency-key")
+    if not key or parsed.dry_run:
+        return json_response(await run_in_threadpool(work.run))
+    guard = IdempotencyGuard(state.db, principal.user_id, key, raw)
+
+    def run_once() -> bytes:
+        stored = guard.stored_answer()
+        if stored is not None:
+            return stored
+        try:
+            return orjson.dumps(work.run(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer))))
+        except KeyTakenMeanwhile:
+            return guard.stored_answer() or b"{}"
+
+    return Response(await run_in_threadpool(run_once), media_type="application/json")
+
+
+async def _pairs(request: Request) -> list[tuple[str, Any]]:
+    return parse_pairs(await read_json(request), "body")
+
+
+@router.post("/Lead.Create", openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}})
+async def create_lead(request: Request, principal: CurrentPrincipal) -> Response:
+    """Create a lead from Attribute/Value pairs."""
+    state, pairs = app_state(request), await _pairs(request)
+    lead_id = await run_in_threadpool(service.create, state.catalog, principal, pairs, request.state.request_id)
+    return json_response({"Status": "Success", "Message": {"Id": lead_id}})
+
+
+@router.post("/Lead.Update", openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}})
+async def update_lead(request: Request, principal: CurrentPrincipal) -> Response:
+    """Update the lead `leadId` with Attribute/Value pairs."""
+    state, pairs = app_state(request), await _pairs(request)
+    lead_id = query_param(request, "leadId")
+    rows = await run_in_threadpool(service.update, state.catalog, principal, lead_id, pairs, request.state.request_id)
+    return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
+
+
+@router.post("/Lead.CreateOrUpdate", openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}})
+async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -> Response:
+    """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
+    state, pairs = app_state(request), await _pairs(request)
+    lead_id = await run_in_threadpool(service.create_or_update, state.catalog, principal, pairs, request.state.request_id)
+    return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
+
+
+@router.get("/Leads.GetById")
+async def get_by_id(request: Request, principal: CurrentPrincipal) -> Response:
+    """The lead with ProspectId `id`: an array of 0 or 1 lead."""
+    state = app_state(request)
+    return json_response(await run_in_threadpool(search.get_by_id, state.catalog, principal, query_param(request, "id")))
+
+
+@router.get("/Leads.GetByEmailaddress")
+async def get_by_email(request: Request, principal: CurrentPrincipal) -> Response:
+    """The lead with email address `emailaddress` (case-insensitive)."""
+    state, email = app_state(request), query_param(request, "emailaddress")
+    return json_response(await run_in_threadpool(search.get_by_email, state.catalog, principal, email))
+
+
+@router.get("/RetrieveLeadByPhoneNumber")
+async def get_by_phone(request: Request, principal: CurrentPrincipal) -> Response:
+    """Leads whose Phone or Mobile is `phone`."""
+    state, phone = app_state(request), query_param(request, "phone")
+    return json_response(await run_in_threadpool(search.get_by_phone, state.catalog, principal, phone))
+
+
+@router.get("/Leads.GetByQuickSearch")
+async def quick_search(request: Request, principal: CurrentPrincipal) -> Response:
+    """Leads whose first or last name, email, phone or company starts with `key` (at most 100)."""
+    state, key = app_state(request), query_param(request, "key")
+    return json_response(await run_in_threadpool(search.quick_search, state.catalog, principal, key))
+
+
+@router.post("/Leads.Get", openapi_extra=_body_schema(LeadsGetRequest))
+async def get_leads(request: Request, principal: CurrentPrincipal) -> Response:
+    """Leads matching one condition, with optional columns, sorting and paging (PageSize ≤ 1000)."""
+    state = app_state(request)
+    try:
+        body = LeadsGetRequest.model_validate(await read_json(request))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"Leads.Get body: {where}: {first['msg']}") from None
+    query = search.LeadQuery(
+        lookup_name=body.Parameter.LookupName,
+        lookup_value=body.Parameter.LookupValue,
+        operator=body.Parameter.SqlOperator,
+        columns=body.Columns.Include_CSV if body.Columns else None,
+        sort_column=body.Sorting.ColumnName if body.Sorting else None,
+        descending=bool(body.Sorting and body.Sorting.Direction == "1"),
+        page_index=body.Paging.PageIndex if body.Paging else 1,
+        page_size=body.Paging.PageSize if body.Paging else 100,
+    )
+    return json_response(await run_in_threadpool(search.search, state.catalog, principal, query))
+
+
+@router.get("/LeadsMetaData.Get")
+async def metadata(request: Request, principal: CurrentPrincipal) -> Response:
+    """The lead fields the caller may read, with type, flags, max length and options."""
+    state = app_state(request)
+    return json_response(search.metadata(state.catalog, principal, query_param(request, "schemaName")))
+
+
+@router.get("/Lead.ChangeHistory")
+async def change_history(request: Request, principal: CurrentPrincipal) -> Response:
+    """(leadstore) The recorded changes of lead `leadId`, newest first: field, old and new value,
+    who, when (UTC) and the request id."""
+    state, lead_id = app_state(request), query_param(request, "leadId")
+    return json_response(await run_in_threadpool(search.change_history, state.catalog, principal, lead_id))
+

@@ -1,0 +1,70 @@
+"""Request shapes, for the API documentation. Bodies are checked by hand on the hot path (see
+``leads.bulk.parse_request``), so that every error names its exact position."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AttributeValue(BaseModel):
+    Attribute: str = Field(description="A field's schema name, e.g. EmailAddress or mx_City")
+    Value: str | None = Field(description="The value, always as a string; null or empty clears the field")
+
+
+class BulkOptions(BaseModel):
+    PushNonExistentLeadsToUnProcessedList: bool = Field(
+        False, description="List leads that are not found under UnProcessedLeads instead of FailedLeads"
+    )
+    DryRun: bool = Field(False, description="(leadstore) Check and report everything, write nothing")
+
+
+class BulkLead(BaseModel):
+    Fields: list[AttributeValue]
+
+
+class BulkUpdateRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "SearchByKey": "EmailAddress",
+                "Options": {"PushNonExistentLeadsToUnProcessedList": False},
+                "LeadPropertiesList": [
+                    {
+                        "Fields": [
+                            {"Attribute": "EmailAddress", "Value": "john@example.com"},
+                            {"Attribute": "FirstName", "Value": "John"},
+                        ]
+                    }
+                ],
+            }
+        }
+    )
+
+    SearchByKey: str | None = Field(None, description="A unique field that finds each lead; default ProspectId")
+    Options: BulkOptions | None = None
+    LeadPropertiesList: list[BulkLead] = Field(description="1 to 25 leads")
+
+
+class LeadsGetParameter(BaseModel):
+    LookupName: str
+    LookupValue: str
+    SqlOperator: str = "="
+
+
+class LeadsGetColumns(BaseModel):
+    Include_CSV: str | None = None
+
+
+class LeadsGetSorting(BaseModel):
+    ColumnName: str | None = None
+    Direction: str | None = Field(None, description='"1" for descending')
+
+
+class LeadsGetPaging(BaseModel):
+    PageIndex: int = 1
+    PageSize: int = 100
+
+
+class LeadsGetRequest(BaseModel):
+    Parameter: LeadsGetParameter
+    Columns: LeadsGetColumns | None = None
+    Sorting: LeadsGetSorting | None = None
+    Paging: LeadsGetPaging | None = None

@@ -1,0 +1,180 @@
+"""The read endpoints of spec section 5. A caller sees only the leads its scope allows and
+only the fields it may read; a hidden field can be neither shown, searched nor sorted on."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+
+from leadstore.auth.principal import Principal
+from leadstore.catalog import Catalog
+from leadstore.errors import InvalidRequest, LeadNotFound
+from leadstore.fields.model import DataType, Field
+from leadstore.fields.registry import read_name
+from leadstore.fields.validation import InvalidValue, format_datetime, normalize
+from leadstore.leads import repository as repo
+from leadstore.leads.reading import lead_to_wire
+
+Lead = dict[str, str | None]
+MAX_PAGE_SIZE = 1000
+QUICK_SEARCH_LIMIT = 100
+_QUICK_SEARCH_FIELDS = ("FirstName", "LastName", "EmailAddress", "Phone", "Mobile", "Company")
+_OPERATORS = {
+    "=": lambda c, v: c == v,
+    "<>": lambda c, v: c != v,
+    ">": lambda c, v: c > v,
+    "<": lambda c, v: c < v,
+    ">=": lambda c, v: c >= v,
+    "<=": lambda c, v: c <= v,
+    "LIKE": lambda c, v: c.like(v if "%" in v else f"%{v}%"),
+}
+
+
+def _scoped(catalog: Catalog, principal: Principal) -> Select[Any]:
+    table = catalog.fields.table
+    query = select(table)
+    scope = repo.scope_filter(table, principal)
+    return query if scope is None else query.where(scope)
+
+
+def _run(catalog: Catalog, principal: Principal, query: Select[Any]) -> list[Lead]:
+    with catalog.db.read() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [lead_to_wire(catalog.fields, principal, row) for row in rows]
+
+
+def _by_value(catalog: Catalog, principal: Principal, names: Sequence[str], raw: str | None) -> list[Lead]:
+    """Leads whose field ``names`` (any of them) hold ``raw``, normalised as that field is."""
+    conditions = []
+    for name in names:
+        field_ = catalog.fields.get(name)
+        if field_ is None or not principal.can_read(field_) or not raw:
+            continue
+        try:
+            value = normalize(field_, raw, catalog.account.phone_rules)
+        except InvalidValue:
+            continue  # no lead can hold a value that is not valid
+        conditions.append(catalog.fields.column(field_) == value)
+    if not conditions:
+        return []
+    query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
+    return _run(catalog, principal, query.limit(QUICK_SEARCH_LIMIT))
+
+
+def get_by_id(catalog: Catalog, principal: Principal, prospect_id: str | None) -> list[Lead]:
+    return _by_value(catalog, principal, ["ProspectId"], prospect_id)
+
+
+def get_by_email(catalog: Catalog, principal: Principal, email: str | None) -> list[Lead]:
+    return _by_value(catalog, principal, ["EmailAddress"], email)
+
+
+def get_by_phone(catalog: Catalog, principal: Principal, phone: str | None) -> list[Lead]:
+    return _by_value(catalog, principal, ["Phone", "Mobile"], phone)
+
+
+def quick_search(catalog: Catalog, principal: Principal, key: str | None) -> list[Lead]:
+    """Leads whose name, email, phone or company starts with ``key``."""
+    key = (key or "").strip()
+    if not key:
+        return []
+    pattern = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    conditions = []
+    for name in _QUICK_SEARCH_FIELDS:
+        field_ = catalog.fields.get(name)
+        if field_ is not None and principal.can_read(field_):
+            value = pattern.lower() if field_.data_type == DataType.EMAIL else pattern
+            conditions.append(catalog.fields.column(field_).like(value, escape="\\"))
+    query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
+    return _run(catalog, principal, query.limit(QUICK_SEARCH_LIMIT))
+
+
+@dataclass(frozen=True)
+class LeadQuery:
+    lookup_name: str
+    lookup_value: str
+    operator: str = "="
+    columns: str | None = None
+    sort_column: str | None = None
+    descending: bool = False
+    page_index: int = 1
+    page_size: int = 100
+
+
+def _readable(catalog: Catalog, principal: Principal, name: str, role: str) -> Field:
+    field_ = catalog.fields.get(name)
+    if field_ is None or not principal.can_read(field_):
+        raise InvalidRequest(f"{role} {name!r} is not a lead field; see LeadsMetaData.Get for the schema names")
+    return field_
+
+
+def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
+    """Leads.Get: one condition, optional sorting, paging from 1, selected columns."""
+    field_ = _readable(catalog, principal, q.lookup_name, "LookupName")
+    operator = q.operator.strip().upper()
+    if operator not in _OPERATORS:
+        raise InvalidRequest(f"SqlOperator {q.operator!r} is not supported; use one of: {', '.join(_OPERATORS)}")
+    if not 1 <= q.page_size <= MAX_PAGE_SIZE or q.page_index < 1:
+        raise InvalidRequest(f"Paging needs PageIndex from 1 and PageSize from 1 to {MAX_PAGE_SIZE}")
+    value: Any = q.lookup_value
+    if operator != "LIKE":
+        try:
+            value = normalize(field_, q.lookup_value, catalog.account.phone_rules)
+        except InvalidValue as exc:
+            raise InvalidRequest(f"LookupValue: {exc.message}") from None
+    column = catalog.fields.column(field_)
+    query = _scoped(catalog, principal).where(_OPERATORS[operator](column, value))
+    table = catalog.fields.table
+    if q.sort_column:
+        sort = catalog.fields.column(_readable(catalog, principal, q.sort_column, "Sorting.ColumnName"))
+        query = query.order_by(sort.desc() if q.descending else sort.asc())
+    query = query.order_by(table.c.auto_id).offset((q.page_index - 1) * q.page_size).limit(q.page_size)
+    leads = _run(catalog, principal, query)
+    if q.columns:
+        wanted = {read_name(_readable(catalog, principal, n.strip(), "Columns")) for n in q.columns.split(",") if n.strip()}
+        wanted.add("ProspectID")
+        leads = [{k: v for k, v in lead.items() if k in wanted} for lead in leads]
+    return leads
+
+
+def metadata(catalog: Catalog, principal: Principal, schema_name: str | None) -> list[dict[str, Any]]:
+    fields = [f for f in catalog.fields.fields if principal.can_read(f)]
+    if schema_name:
+        fields = [f for f in fields if f.key == schema_name.strip().lower()]
+    return [
+        {
+            "SchemaName": f.schema_name,
+            "DisplayName": f.display_name,
+            "DataType": f.data_type.value,
+            "IsMandatory": f.is_mandatory,
+            "MaxLength": str(f.effective_max_length or ""),
+            "Options": [{"Value": option} for option in f.options],
+            "IsUnique": f.is_unique,
+        }
+        for f in fields
+    ]
+
+
+def change_history(catalog: Catalog, principal: Principal, prospect_id: str | None, limit: int = 1000) -> list[dict[str, Any]]:
+    """The lead's recorded changes, newest first; fields the caller may not read are left out."""
+    table = catalog.fields.table
+    with catalog.db.read() as conn:
+        rows = repo.find(conn, table, "prospect_id", [(prospect_id or "").strip()], principal)
+        if not rows:
+            raise LeadNotFound("Lead does not exist in the system")
+        changes = repo.history(conn, rows[0]["auto_id"], limit)
+    readable = {f.schema_name for f in catalog.fields.fields if principal.can_read(f)}
+    return [
+        {
+            "Field": c["field"],
+            "OldValue": c["old_value"],
+            "NewValue": c["new_value"],
+            "ChangedBy": c["changed_by"],
+            "ChangedOn": format_datetime(c["changed_at"]),
+            "RequestId": c["request_id"],
+        }
+        for c in changes
+        if c["field"] in readable
+    ]
+

@@ -1,0 +1,104 @@
+"""Around every request: a request id, the body-size limit, rate-limit headers, a last-resort
+error envelope, and the access log.
+
+The access log records the path without the query string: LeadSquared clients send the secret
+key there, and a secret must never reach a log line.
+"""
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadstore.errors import LeadstoreError, PayloadTooLarge, envelope, unexpected_error
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+access_log = logging.getLogger("leadstore.access")
+error_log = logging.getLogger("leadstore.errors")
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer leads per call")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                extra = [(b"x-request-id", request_id.encode())]
+                decision = state.get("rate_limit")
+                if decision is not None:
+                    extra += [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()
+                              if k != "Retry-After" or status == 429]
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
+            await send(message)
+
+        try:
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await self._answer(send_with_headers, _too_large())
+                return
+            await self.app(scope, self._limited(receive), send_with_headers)
+        except Exception as exc:
+            if not isinstance(exc, LeadstoreError):
+                error_log.exception("unexpected error", extra={"request_id": request_id})
+            if not response_started:
+                known = exc if isinstance(exc, LeadstoreError) else unexpected_error(exc, request_id)
+                await self._answer(send_with_headers, known)
+        finally:
+            access_log.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                extra={"request_id": request_id, "status": status, "path": scope["path"]},
+            )
+
+    def _limited(self, receive: Receive) -> Receive:
+        """A ``receive`` that stops a body at the limit, without reading the rest of it."""
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise _too_large()
+            return message
+
+        return limited
+
+    @staticmethod
+    async def _answer(send: Send, exc: LeadstoreError) -> None:
+        headers = [(b"content-type", b"application/json")]
+        headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        body = envelope(exc.exception_type, exc.message, **exc.extra)
+        await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

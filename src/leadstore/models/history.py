@@ -1,0 +1,34 @@
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadstore.db import Base
+
+
+class LeadChange(Base):
+    """One changed field of one lead. The primary key starts with the lead, so it serves the
+    per-lead history read without a second index on the write path (SQLite: clustered)."""
+
+    __tablename__ = "lead_changes"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(36))
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class IdempotentResponse(Base):
+    """The stored answer to a bulk call sent with an ``Idempotency-Key`` header."""
+
+    __tablename__ = "idempotent_responses"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
