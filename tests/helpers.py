@@ -92,12 +92,20 @@ class Api:
         assert len(leads) == 1, leads
         return dict(leads[0])
 
-    def bulk(self, leads: list[dict[str, str]], *, search_by: str | None = "EmailAddress",
-             options: dict[str, Any] | None = None, as_: Credentials | None = None,
-             headers: dict[str, str] | None = None) -> httpx.Response:
+    def bulk(
+        self,
+        leads: list[dict[str, str]],
+        *,
+        search_by: str | None = "EmailAddress",
+        options: dict[str, Any] | None = None,
+        as_: Credentials | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
         """Update Leads in Bulk v2 with each lead given as {schema name: value}."""
         body: dict[str, Any] = {
-            "LeadPropertiesList": [{"Fields": [{"Attribute": k, "Value": v} for k, v in lead.items()]} for lead in leads]
+            "LeadPropertiesList": [
+                {"Fields": [{"Attribute": k, "Value": v} for k, v in lead.items()]} for lead in leads
+            ]
         }
         if search_by is not None:
             body["SearchByKey"] = search_by
@@ -116,7 +124,13 @@ def make_user(
 ) -> Credentials:
     with db.write() as conn:
         return user_service.add_user(
-            conn, email or f"user-{uuid.uuid4().hex[:8]}@example.com", role, "Test", role, groups or [], template
+            conn,
+            email or f"user-{uuid.uuid4().hex[:8]}@example.com",
+            role,
+            "Test",
+            role,
+            groups or [],
+            template,
         )
 
 

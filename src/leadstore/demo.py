@@ -30,12 +30,13 @@ def seed(db: Database, leads: int) -> str:
             if user_repo.get_group(conn, group) is None:
                 user_service.add_group(conn, group)
         owners = []
-        for email, role, group in (
+        people: tuple[tuple[str, str, str | None], ...] = (
             ("manager.north@example.com", "SalesManager", "North"),
             ("sales.north@example.com", "SalesUser", "North"),
             ("sales.south@example.com", "SalesUser", "South"),
             ("marketing@example.com", "MarketingUser", None),
-        ):
+        )
+        for email, role, group in people:
             existing = user_repo.get_by_email(conn, email)
             if existing is None:
                 owners.append(user_service.add_user(conn, email, role, groups=[group] if group else []).user_id)

@@ -8,9 +8,9 @@ single-lead endpoints as 500s with an ``MX...Exception`` type.
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -109,9 +109,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
         return error_response(InvalidRequest(f"The request is not as the API specifies: {problems}"))
 
     @app.exception_handler(StarletteHTTPException)

@@ -52,8 +52,11 @@ class RequestContext:
                 extra = [(b"x-request-id", request_id.encode())]
                 decision = state.get("rate_limit")
                 if decision is not None:
-                    extra += [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()
-                              if k != "Retry-After" or status == 429]
+                    extra += [
+                        (k.lower().encode(), v.encode())
+                        for k, v in decision.headers().items()
+                        if k != "Retry-After" or status == 429
+                    ]
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
             await send(message)

@@ -1,7 +1,5 @@
 """Running the service under uvicorn, with one or many worker processes."""
 
-import logging.config
-
 import uvicorn
 
 from leadstore.config import Settings

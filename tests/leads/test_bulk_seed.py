@@ -40,7 +40,11 @@ def test_not_found_without_options_is_failed(api: Api) -> None:
     response = api.bulk([{"EmailAddress": "johnwick@gmail.com", "FirstName": "John"}])
     assert lsq_part(response.json()) == {
         "Status": {"TotalCount": 1, "SuccessCount": 0, "FailureCount": 1, "Message": "Error"},
-        "Details": {"FailedLeads": [{"Identifier": "EmailAddress", "IdentifierValue": "johnwick@gmail.com", "Reason": NOT_FOUND}]},
+        "Details": {
+            "FailedLeads": [
+                {"Identifier": "EmailAddress", "IdentifierValue": "johnwick@gmail.com", "Reason": NOT_FOUND}
+            ]
+        },
     }
 
 
@@ -50,8 +54,16 @@ def test_not_found_with_push_option_is_unprocessed(api: Api) -> None:
         options={"PushNonExistentLeadsToUnProcessedList": True},
     )
     assert lsq_part(response.json()) == {
-        "Status": {"TotalCount": 1, "SuccessCount": 0, "FailureCount": 0, "UnProcessedCount": 1, "Message": "Error"},
+        "Status": {
+            "TotalCount": 1,
+            "SuccessCount": 0,
+            "FailureCount": 0,
+            "UnProcessedCount": 1,
+            "Message": "Error",
+        },
         "Details": {
-            "UnProcessedLeads": [{"Identifier": "EmailAddress", "IdentifierValue": "johnwick @gmail.com", "Reason": NOT_FOUND}]
+            "UnProcessedLeads": [
+                {"Identifier": "EmailAddress", "IdentifierValue": "johnwick @gmail.com", "Reason": NOT_FOUND}
+            ]
         },
     }

@@ -30,9 +30,7 @@ async def current_principal(request: Request) -> Principal:
     else:
         principal = await run_in_threadpool(authenticator.authenticate, access_key, secret_key)
     account = state.catalog.account
-    decision = await state.limiter.hit(
-        str(access_key), account.rate_limit_calls, account.rate_limit_window_seconds
-    )
+    decision = await state.limiter.hit(str(access_key), account.rate_limit_calls, account.rate_limit_window_seconds)
     request.state.rate_limit = decision
     if not decision.allowed:
         raise RateLimited(

@@ -5,7 +5,6 @@ working directory) and exits non-zero with a one-line message on bad input.
 """
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -29,7 +28,9 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Users and their access keys.", no_args_is_help=True)
 field_app = typer.Typer(help="Custom lead fields (mx_...).", no_args_is_help=True)
-settings_app = typer.Typer(help="Account settings; running servers pick changes up within a second.", no_args_is_help=True)
+settings_app = typer.Typer(
+    help="Account settings; running servers pick changes up within a second.", no_args_is_help=True
+)
 group_app = typer.Typer(help="Sales groups: a lead belongs to the groups of its owner.", no_args_is_help=True)
 template_app = typer.Typer(help="Permission templates: lead access and field rules for users.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
@@ -152,7 +153,9 @@ def user_rotate_keys(email: str, as_json: JsonOption = False) -> None:
 @user_app.command("set-template")
 def user_set_template(
     email: str,
-    template: Annotated[str | None, typer.Option("--template", help="The template; omit to use the role default.")] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", help="The template; omit to use the role default.")
+    ] = None,
 ) -> None:
     """Apply a permission template to a user, or remove it (role default)."""
     in_transaction(lambda conn: user_service.set_template(conn, email, template))
@@ -168,8 +171,12 @@ def user_list(as_json: JsonOption = False) -> None:
         templates = {t["id"]: t["name"] for t in user_repo.list_templates(conn)}
         return [
             {
-                "UserId": u["id"], "EmailAddress": u["email"], "Role": u["role"], "Active": u["is_active"],
-                "Template": templates.get(u["template_id"]), "Groups": user_repo.group_names_of(conn, u["id"]),
+                "UserId": u["id"],
+                "EmailAddress": u["email"],
+                "Role": u["role"],
+                "Active": u["is_active"],
+                "Template": templates.get(u["template_id"]),
+                "Groups": user_repo.group_names_of(conn, u["id"]),
             }
             for u in user_repo.list_users(conn)
         ]
@@ -180,18 +187,24 @@ def user_list(as_json: JsonOption = False) -> None:
         return
     for u in users:
         state = "active" if u["Active"] else "deactivated"
-        typer.echo(f"{u['EmailAddress']}  {u['Role']}  {state}  template={u['Template'] or '-'}  groups={','.join(u['Groups']) or '-'}")
+        groups = ",".join(u["Groups"]) or "-"
+        typer.echo(f"{u['EmailAddress']}  {u['Role']}  {state}  template={u['Template'] or '-'}  groups={groups}")
 
 
 @field_app.command("add")
 def field_add(
     schema_name: Annotated[str, typer.Argument(help="mx_ followed by a name, e.g. mx_City.")],
-    type_: Annotated[str, typer.Option("--type", help="Text, Number, Email, Phone, Website, Date, DateTime, Time, Select or Boolean.")],
+    type_: Annotated[
+        str,
+        typer.Option("--type", help="Text, Number, Email, Phone, Website, Date, DateTime, Time, Select or Boolean."),
+    ],
     display_name: Annotated[str | None, typer.Option("--display-name")] = None,
     unique: Annotated[bool, typer.Option("--unique", help="No two leads may hold the same value.")] = False,
     mandatory: Annotated[bool, typer.Option("--mandatory", help="Cannot be emptied; required on create.")] = False,
     max_length: Annotated[int | None, typer.Option("--max-length", help="Text default 200, at most 4000.")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", help="An option of a Select field (repeatable).")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", help="An option of a Select field (repeatable).")
+    ] = None,
 ) -> None:
     """Add a custom lead field; running servers accept it within a second."""
     from leadstore.fields import service as field_service
@@ -211,7 +224,15 @@ def field_list() -> None:
         catalog = Catalog(db)
         catalog.refresh()
     for f in catalog.fields.fields:
-        flags = [n for n, on in (("unique", f.is_unique), ("mandatory", f.is_mandatory), ("read-only", f.server_managed)) if on]
+        flags = [
+            n
+            for n, on in (
+                ("unique", f.is_unique),
+                ("mandatory", f.is_mandatory),
+                ("read-only", f.server_managed),
+            )
+            if on
+        ]
         typer.echo(f"{f.schema_name:<24} {f.data_type.value:<9} {' '.join(flags)}")
 
 
@@ -278,24 +299,36 @@ def group_list(as_json: JsonOption = False) -> None:
 
 
 LeadAccessOption = Annotated[str, typer.Option("--lead-access", help="all, group, own or none.")]
-ReadOnlyOption = Annotated[list[str] | None, typer.Option("--read-only", help="A field users may read but not write (repeatable).")]
-HiddenOption = Annotated[list[str] | None, typer.Option("--hidden", help="A field users may neither read nor write (repeatable).")]
+ReadOnlyOption = Annotated[
+    list[str] | None, typer.Option("--read-only", help="A field users may read but not write (repeatable).")
+]
+HiddenOption = Annotated[
+    list[str] | None, typer.Option("--hidden", help="A field users may neither read nor write (repeatable).")
+]
 
 
 @template_app.command("add")
-def template_add(name: str, lead_access: LeadAccessOption, read_only: ReadOnlyOption = None, hidden: HiddenOption = None) -> None:
+def template_add(
+    name: str, lead_access: LeadAccessOption, read_only: ReadOnlyOption = None, hidden: HiddenOption = None
+) -> None:
     """Create a permission template."""
     with_catalog(
-        lambda conn, cat: user_service.save_template(conn, cat.fields, name, lead_access, read_only or [], hidden or [], create=True)
+        lambda conn, cat: user_service.save_template(
+            conn, cat.fields, name, lead_access, read_only or [], hidden or [], create=True
+        )
     )
     typer.echo(f"added permission template {name}")
 
 
 @template_app.command("set")
-def template_set(name: str, lead_access: LeadAccessOption, read_only: ReadOnlyOption = None, hidden: HiddenOption = None) -> None:
+def template_set(
+    name: str, lead_access: LeadAccessOption, read_only: ReadOnlyOption = None, hidden: HiddenOption = None
+) -> None:
     """Replace a permission template's rules (users of it are affected within a second)."""
     with_catalog(
-        lambda conn, cat: user_service.save_template(conn, cat.fields, name, lead_access, read_only or [], hidden or [], create=False)
+        lambda conn, cat: user_service.save_template(
+            conn, cat.fields, name, lead_access, read_only or [], hidden or [], create=False
+        )
     )
     typer.echo(f"updated permission template {name}")
 
@@ -306,15 +339,21 @@ def template_list(as_json: JsonOption = False) -> None:
     from leadstore.users import repository as user_repo
 
     templates = [
-        {"Name": t["name"], "LeadAccess": t["lead_access"], "ReadOnly": json.loads(t["read_only_fields"]),
-         "Hidden": json.loads(t["hidden_fields"])}
+        {
+            "Name": t["name"],
+            "LeadAccess": t["lead_access"],
+            "ReadOnly": json.loads(t["read_only_fields"]),
+            "Hidden": json.loads(t["hidden_fields"]),
+        }
         for t in in_transaction(user_repo.list_templates)
     ]
     if as_json:
         typer.echo(json.dumps({"Templates": templates}))
         return
     for t in templates:
-        typer.echo(f"{t['Name']}: lead access {t['LeadAccess']}; read-only {t['ReadOnly'] or '-'}; hidden {t['Hidden'] or '-'}")
+        typer.echo(
+            f"{t['Name']}: lead access {t['LeadAccess']}; read-only {t['ReadOnly'] or '-'}; hidden {t['Hidden'] or '-'}"
+        )
 
 
 @app.command()
@@ -343,9 +382,5 @@ def serve(
         fail(str(exc))
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    app()

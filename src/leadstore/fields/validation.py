@@ -28,8 +28,7 @@ class InvalidValue(Exception):
 class MissingCountryCode(InvalidValue):
     def __init__(self, field_: Field) -> None:
         super().__init__(
-            f"{field_.schema_name} must include a country code, e.g. +91-1234554321: "
-            "this account requires one",
+            f"{field_.schema_name} must include a country code, e.g. +91-1234554321: this account requires one",
             "INVALID_VALUE",
         )
 
@@ -41,19 +40,14 @@ _BOOLEANS = {"1": "1", "0": "0", "true": "1", "false": "0"}
 
 def normalize(field_: Field, raw: str | None, phone: PhoneRules) -> Any:
     """The stored form of ``raw`` for ``field_``; ``None`` means empty."""
-    if raw is None:
-        value = ""
-    else:
-        value = raw.strip()
+    value = "" if raw is None else raw.strip()
     if value == "":
         if field_.is_mandatory:
             raise InvalidValue(f"{field_.schema_name} is mandatory and cannot be empty", "MANDATORY_MISSING")
         return None
     limit = field_.effective_max_length
     if limit is not None and len(value) > limit:
-        raise InvalidValue(
-            f"{field_.schema_name} is longer than its maximum length of {limit} characters", "TOO_LONG"
-        )
+        raise InvalidValue(f"{field_.schema_name} is longer than its maximum length of {limit} characters", "TOO_LONG")
     return _BY_TYPE[field_.data_type](field_, value, phone)
 
 
@@ -115,9 +109,7 @@ def _is_possible(code: str, national: str) -> bool:
 
 
 def _bad_phone(field_: Field, value: str) -> InvalidValue:
-    return InvalidValue(
-        f"{field_.schema_name} must be a possible phone number such as +91-1234554321; got {value!r}"
-    )
+    return InvalidValue(f"{field_.schema_name} must be a possible phone number such as +91-1234554321; got {value!r}")
 
 
 def _website(field_: Field, value: str, phone: PhoneRules) -> str:

@@ -84,15 +84,15 @@ def parse_request(body: Any, max_leads: int) -> BulkRequest:
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise InvalidRequest("Options must be an object, e.g. {\"PushNonExistentLeadsToUnProcessedList\": true}")
+        raise InvalidRequest('Options must be an object, e.g. {"PushNonExistentLeadsToUnProcessedList": true}')
     for name in ("PushNonExistentLeadsToUnProcessedList", "DryRun"):
         if options.get(name) is not None and not isinstance(options[name], bool):
             raise InvalidRequest(f"Options.{name} must be true or false")
     items = body.get("LeadPropertiesList")
     if not isinstance(items, list):
-        raise InvalidRequest("LeadPropertiesList is missing or not an array; send an array of {\"Fields\": [...]}")
+        raise InvalidRequest('LeadPropertiesList is missing or not an array; send an array of {"Fields": [...]}')
     if not items:
-        raise InvalidRequest("LeadPropertiesList is empty; send between 1 and {} leads".format(max_leads))
+        raise InvalidRequest(f"LeadPropertiesList is empty; send between 1 and {max_leads} leads")
     if len(items) > max_leads:
         raise InvalidRequest(
             f"LeadPropertiesList holds {len(items)} leads; at most {max_leads} may be sent in one call"
@@ -162,10 +162,16 @@ class BulkUpdate:
         key_values = [value for attribute, value in pairs if self.registry.get(attribute) is self.key_field]
         name = self.key_field.schema_name
         if not key_values:
-            return _Checked(index, None, failure=(ReasonCode.SEARCH_KEY_MISSING, f"Fields has no {name} to find the lead by"))
+            return _Checked(
+                index,
+                None,
+                failure=(ReasonCode.SEARCH_KEY_MISSING, f"Fields has no {name} to find the lead by"),
+            )
         identifier = key_values[0]
         if len(key_values) > 1:
-            return _Checked(index, identifier, failure=(ReasonCode.DUPLICATE_ATTRIBUTE, f"{name} is given more than once"))
+            return _Checked(
+                index, identifier, failure=(ReasonCode.DUPLICATE_ATTRIBUTE, f"{name} is given more than once")
+            )
         try:
             key = normalize(self.key_field, identifier, self.phone)
         except InvalidValue:
@@ -191,10 +197,17 @@ class BulkUpdate:
         for c in checked:
             earlier = first_index.setdefault(c.key, c.index) if c.key is not None else c.index
             if earlier != c.index:
-                outcomes.append(_Outcome(False, ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
-                                         f"The same lead is already at LeadPropertiesList[{earlier}]"))
+                outcomes.append(
+                    _Outcome(
+                        False,
+                        ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
+                        f"The same lead is already at LeadPropertiesList[{earlier}]",
+                    )
+                )
             elif c.failure is not None:
-                outcomes.append(_NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure))
+                outcomes.append(
+                    _NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure)
+                )
             elif (row := by_key.get(c.key)) is None:
                 outcomes.append(_NOT_FOUND)
             else:
@@ -254,9 +267,16 @@ class BulkUpdate:
 
     def _answer(self, checked: list[_Checked], outcomes: list[_Outcome]) -> dict[str, Any]:
         push = self.request.push_unprocessed
-        lists: dict[str, list[dict[str, Any]]] = {"SuccessfulLeads": [], "FailedLeads": [], "UnProcessedLeads": []}
+        lists: dict[str, list[dict[str, Any]]] = {
+            "SuccessfulLeads": [],
+            "FailedLeads": [],
+            "UnProcessedLeads": [],
+        }
         for c, outcome in zip(checked, outcomes, strict=True):
-            item: dict[str, Any] = {"Identifier": self.key_field.schema_name, "IdentifierValue": c.identifier_value}
+            item: dict[str, Any] = {
+                "Identifier": self.key_field.schema_name,
+                "IdentifierValue": c.identifier_value,
+            }
             if outcome.successful:
                 lists["SuccessfulLeads"].append({**item, "Index": c.index})
                 continue
@@ -274,7 +294,7 @@ class BulkUpdate:
         return {"Status": status, "Details": {name: items for name, items in lists.items() if items}}
 
 
-def _is_retryable(exc: Exception) -> bool:
+def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
     if isinstance(exc, IntegrityError):
         return True
     # Deadlocks and serialisation failures (PostgreSQL SQLSTATE 40xxx), SQLite's busy database.

@@ -5,7 +5,6 @@ leaves no trace, and each failure says which field broke which rule.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -112,9 +111,7 @@ class UniqueClaims:
     the same value fails as a duplicate, as would two calls made one after the other.
     """
 
-    def __init__(
-        self, conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]
-    ) -> None:
+    def __init__(self, conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]) -> None:
         by_field: dict[Field, set[Any]] = {}
         for values in wanted:
             for field_, value in values.items():
@@ -147,6 +144,8 @@ class UniqueClaims:
 def unknown_owners(conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]) -> set[str]:
     """OwnerId values in ``wanted`` that name no user (one query for the whole call)."""
     owner = registry.get("OwnerId")
+    if owner is None:
+        return set()
     ids = {values[owner] for values in wanted if owner in values and values[owner] is not None}
     if not ids:
         return set()

@@ -8,7 +8,7 @@ when they do: a crash can lose neither one without the other.
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -55,11 +55,18 @@ class IdempotencyGuard:
         call with the same key got there first)."""
         table = IdempotentResponse.__table__
         now = _now()
+        assert isinstance(table, Table)
         conn.execute(delete(table).where(table.c.created_at < now - KEEP_FOR))
         insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         result = conn.execute(
             insert(table)
-            .values(user_id=self.user_id, key=self.key, body_hash=self.body_hash, response=answer.decode(), created_at=now)
+            .values(
+                user_id=self.user_id,
+                key=self.key,
+                body_hash=self.body_hash,
+                response=answer.decode(),
+                created_at=now,
+            )
             .on_conflict_do_nothing()
         )
         if result.rowcount == 0:

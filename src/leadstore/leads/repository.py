@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, false, insert, select, update
+from sqlalchemy import Connection, RowMapping, Table, bindparam, false, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
@@ -44,7 +44,7 @@ def find(
         query = query.where(scope)
     if lock:
         query = query.with_for_update()
-    return list(conn.execute(query).mappings())
+    return [dict(row) for row in conn.execute(query).mappings()]
 
 
 def insert_lead(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
@@ -119,7 +119,7 @@ def record_creation(
         conn.execute(insert(LeadChange), rows)
 
 
-def history(conn: Connection, lead_id: int, limit: int) -> Sequence[Mapping[str, Any]]:
+def history(conn: Connection, lead_id: int, limit: int) -> Sequence[RowMapping]:
     query = (
         select(LeadChange.__table__)
         .where(LeadChange.lead_id == lead_id)

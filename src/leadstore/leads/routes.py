@@ -101,11 +101,16 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
     return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
 
 
-@router.post("/Lead.CreateOrUpdate", openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}})
+@router.post(
+    "/Lead.CreateOrUpdate",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}},
+)
 async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await run_in_threadpool(service.create_or_update, state.catalog, principal, pairs, request.state.request_id)
+    lead_id = await run_in_threadpool(
+        service.create_or_update, state.catalog, principal, pairs, request.state.request_id
+    )
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
 
 
@@ -113,7 +118,9 @@ async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -
 async def get_by_id(request: Request, principal: CurrentPrincipal) -> Response:
     """The lead with ProspectId `id`: an array of 0 or 1 lead."""
     state = app_state(request)
-    return json_response(await run_in_threadpool(search.get_by_id, state.catalog, principal, query_param(request, "id")))
+    return json_response(
+        await run_in_threadpool(search.get_by_id, state.catalog, principal, query_param(request, "id"))
+    )
 
 
 @router.get("/Leads.GetByEmailaddress")
@@ -173,4 +180,3 @@ async def change_history(request: Request, principal: CurrentPrincipal) -> Respo
     who, when (UTC) and the request id."""
     state, lead_id = app_state(request), query_param(request, "leadId")
     return json_response(await run_in_threadpool(search.change_history, state.catalog, principal, lead_id))
-

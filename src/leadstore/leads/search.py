@@ -132,7 +132,9 @@ def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
     query = query.order_by(table.c.auto_id).offset((q.page_index - 1) * q.page_size).limit(q.page_size)
     leads = _run(catalog, principal, query)
     if q.columns:
-        wanted = {read_name(_readable(catalog, principal, n.strip(), "Columns")) for n in q.columns.split(",") if n.strip()}
+        wanted = {
+            read_name(_readable(catalog, principal, n.strip(), "Columns")) for n in q.columns.split(",") if n.strip()
+        }
         wanted.add("ProspectID")
         leads = [{k: v for k, v in lead.items() if k in wanted} for lead in leads]
     return leads
@@ -156,7 +158,9 @@ def metadata(catalog: Catalog, principal: Principal, schema_name: str | None) ->
     ]
 
 
-def change_history(catalog: Catalog, principal: Principal, prospect_id: str | None, limit: int = 1000) -> list[dict[str, Any]]:
+def change_history(
+    catalog: Catalog, principal: Principal, prospect_id: str | None, limit: int = 1000
+) -> list[dict[str, Any]]:
     """The lead's recorded changes, newest first; fields the caller may not read are left out."""
     table = catalog.fields.table
     with catalog.db.read() as conn:
@@ -177,4 +181,3 @@ def change_history(catalog: Catalog, principal: Principal, prospect_id: str | No
         for c in changes
         if c["field"] in readable
     ]
-

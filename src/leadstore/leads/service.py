@@ -82,8 +82,11 @@ def _insert(conn: Connection, catalog: Catalog, principal: Principal, values: di
     now, prospect_id = _now(), str(uuid.uuid4())
     row = {f.column: v for f, v in values.items()}
     row.update(
-        prospect_id=prospect_id, created_on=now, modified_on=now,
-        created_by=principal.user_id, modified_by=principal.user_id,
+        prospect_id=prospect_id,
+        created_on=now,
+        modified_on=now,
+        created_by=principal.user_id,
+        modified_by=principal.user_id,
     )
     lead_id = repo.insert_lead(conn, catalog.fields.table, row)
     repo.record_creation(conn, lead_id, values, principal.user_id, request_id, now)

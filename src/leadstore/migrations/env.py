@@ -24,8 +24,8 @@ def _run(connection: object) -> None:
         target_metadata=Base.metadata,
         render_as_batch=True,
         # Custom mx_ columns and their indexes are made at run time; autogenerate must not drop them.
-        include_object=lambda obj, name, type_, reflected, compare_to: not (
-            reflected and compare_to is None and (name or "").startswith(("mx_", "uq_leads_mx_"))
+        include_object=lambda obj, name, type_, reflected, compare_to: (
+            not (reflected and compare_to is None and (name or "").startswith(("mx_", "uq_leads_mx_")))
         ),
     )
     with context.begin_transaction():

@@ -11,7 +11,7 @@ class LeadChange(Base):
     per-lead history read without a second index on the write path (SQLite: clustered)."""
 
     __tablename__ = "lead_changes"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -81,16 +81,12 @@ def add_member(conn: Connection, group_id: int, user_id: str) -> None:
 
 
 def remove_member(conn: Connection, group_id: int, user_id: str) -> int:
-    result = conn.execute(
-        delete(GroupMember).where(GroupMember.group_id == group_id, GroupMember.user_id == user_id)
-    )
+    result = conn.execute(delete(GroupMember).where(GroupMember.group_id == group_id, GroupMember.user_id == user_id))
     return result.rowcount
 
 
 def get_template(conn: Connection, name: str) -> RowMapping | None:
-    return (
-        conn.execute(select(PermissionTemplate.__table__).where(PermissionTemplate.name == name)).mappings().first()
-    )
+    return conn.execute(select(PermissionTemplate.__table__).where(PermissionTemplate.name == name)).mappings().first()
 
 
 def get_template_by_id(conn: Connection, template_id: int) -> RowMapping | None:
@@ -98,9 +94,7 @@ def get_template_by_id(conn: Connection, template_id: int) -> RowMapping | None:
     return conn.execute(select(table).where(PermissionTemplate.id == template_id)).mappings().first()
 
 
-def save_template(
-    conn: Connection, name: str, lead_access: str, read_only: list[str], hidden: list[str]
-) -> None:
+def save_template(conn: Connection, name: str, lead_access: str, read_only: list[str], hidden: list[str]) -> None:
     values = {
         "lead_access": lead_access,
         "read_only_fields": json.dumps(read_only),
