@@ -26,9 +26,9 @@ def seed(db: Database, leads: int) -> str:
     with db.write() as conn:
         if conn.execute(select(func.count()).select_from(catalog.fields.table)).scalar_one():
             return "demo data: the database already holds leads; nothing added"
-        for group in ("North", "South"):
-            if user_repo.get_group(conn, group) is None:
-                user_service.add_group(conn, group)
+        for name in ("North", "South"):
+            if user_repo.get_group(conn, name) is None:
+                user_service.add_group(conn, name)
         owners = []
         people: tuple[tuple[str, str, str | None], ...] = (
             ("manager.north@example.com", "SalesManager", "North"),
