@@ -37,6 +37,7 @@ fmt: $(VENV)/.installed
 	$(BIN)/ruff check --fix src tests bench
 
 bench: $(VENV)/.installed
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(PY) bench/run.py
 
 clean:
