@@ -52,6 +52,13 @@ class Principal:
             return frozenset({self.user_id})
         return frozenset()
 
+    def may_own(self, owner_id: str | None) -> bool:
+        """Whether this user may give a lead to ``owner_id`` (write OwnerId, or create a lead
+        that this owner holds): only to owners whose leads it may update, so that no write moves a
+        lead out of the caller's reach, and no write probes which user ids exist."""
+        owners = self.lead_owners
+        return owners is None or owner_id in owners
+
     def can_read(self, field_: Field) -> bool:
         return field_.key not in self.hidden
 

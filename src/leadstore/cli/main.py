@@ -351,9 +351,8 @@ def template_list(as_json: JsonOption = False) -> None:
         typer.echo(json.dumps({"Templates": templates}))
         return
     for t in templates:
-        typer.echo(
-            f"{t['Name']}: lead access {t['LeadAccess']}; read-only {t['ReadOnly'] or '-'}; hidden {t['Hidden'] or '-'}"
-        )
+        read_only, hidden = ", ".join(t["ReadOnly"]) or "-", ", ".join(t["Hidden"]) or "-"
+        typer.echo(f"{t['Name']}: lead access {t['LeadAccess']}; read-only {read_only}; hidden {hidden}")
 
 
 @app.command()

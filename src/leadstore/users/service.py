@@ -101,14 +101,14 @@ def set_template(conn: Connection, email: str, template: str | None) -> None:
 
 
 def _group_id(conn: Connection, name: str) -> int:
-    row = repo.get_group(conn, name)
+    row = repo.get_group(conn, name.strip())
     if row is None:
         raise AdminInputError(f"no sales group is named {name!r}; create it with: leadstore group add {name}")
     return int(row["id"])
 
 
 def _template_id(conn: Connection, name: str) -> int:
-    row = repo.get_template(conn, name)
+    row = repo.get_template(conn, name.strip())
     if row is None:
         raise AdminInputError(f"no permission template is named {name!r}; create it with: leadstore template add")
     return int(row["id"])
@@ -146,6 +146,9 @@ def save_template(
     create: bool,
 ) -> None:
     """Create a template (``create``) or replace an existing one's rules."""
+    name = name.strip()
+    if not name:
+        raise AdminInputError("a permission template needs a name")
     exists = repo.get_template(conn, name) is not None
     if create and exists:
         raise AdminInputError(f"a permission template named {name!r} already exists")
@@ -156,17 +159,25 @@ def save_template(
     except ValueError:
         choices = ", ".join(a.value for a in LeadAccess)
         raise AdminInputError(f"unknown lead access {lead_access!r}; choose one of: {choices}") from None
-    repo.save_template(conn, name, access.value, _field_names(fields, read_only), _field_names(fields, hidden))
+    read_only_names, hidden_names = _field_names(fields, read_only), _field_names(fields, hidden)
+    both = [n for n in read_only_names if n in hidden_names]
+    if both:
+        raise AdminInputError(f"{both[0]} cannot be both read-only and hidden; hidden already forbids writing")
+    if "ProspectId" in hidden_names:
+        raise AdminInputError("ProspectId identifies leads and cannot be hidden")
+    repo.save_template(conn, name, access.value, read_only_names, hidden_names)
     catalog.bump_revision(conn)
 
 
 def _field_names(fields: FieldRegistry, names: list[str]) -> list[str]:
-    canonical = []
+    """Canonical schema names, each once, in the order given."""
+    canonical: list[str] = []
     for name in names:
-        field_ = fields.get(name)
+        field_ = fields.get(name.strip())
         if field_ is None:
             raise AdminInputError(f"no lead field is named {name!r}; see leadstore field list")
-        canonical.append(field_.schema_name)
+        if field_.schema_name not in canonical:
+            canonical.append(field_.schema_name)
     return canonical
 
 
