@@ -17,17 +17,19 @@ from leadstore.db import Database
 from leadstore.errors import install_handlers
 from leadstore.leads import routes as lead_routes
 from leadstore.middleware import RequestContext
+from leadstore.ops import routes as ops_routes
+from leadstore.ops.metrics import Metrics, MetricsMiddleware
 from leadstore.ratelimit import MemoryRateLimiter, RateLimiter
 from leadstore.state import AppState
 
 log = logging.getLogger("leadstore")
 
 
-def _limiter(settings: Settings) -> RateLimiter:
+def _limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
     if settings.redis_url:
         from leadstore.ratelimit_redis import RedisRateLimiter
 
-        return RedisRateLimiter(settings.redis_url, fail_closed=settings.rate_limit_fail_closed)
+        return RedisRateLimiter(settings.redis_url, fail_closed=settings.rate_limit_fail_closed, events=metrics)
     return MemoryRateLimiter()
 
 
@@ -42,12 +44,14 @@ async def _keep_catalog_fresh(state: AppState) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
         catalog = Catalog(db)
         await run_in_threadpool(catalog.refresh)
-        state = AppState(settings, db, catalog, Authenticator(catalog), _limiter(settings))
+        state = AppState(settings, db, catalog, Authenticator(catalog), _limiter(settings, metrics))
         app.state.leadstore = state
         refresher = asyncio.create_task(_keep_catalog_fresh(state))
         try:
@@ -63,8 +67,11 @@ def create_app(settings: Settings) -> FastAPI:
         summary="A self-hosted lead store that speaks LeadSquared's Lead Management REST API",
         lifespan=lifespan,
     )
+    app.state.metrics = metrics
     install_handlers(app)
     app.add_middleware(RequestContext)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every final status
     app.include_router(lead_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(ops_routes.router)
     return app

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadstore.errors import LeadstoreError, PayloadTooLarge, envelope, unexpected_error
+from leadstore.ops.logs import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -40,6 +41,7 @@ class RequestContext:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
+        request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -74,13 +76,20 @@ class RequestContext:
                 known = exc if isinstance(exc, LeadstoreError) else unexpected_error(exc, request_id)
                 await self._answer(send_with_headers, known)
         finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
                 "%s %s %s %.1fms",
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
-                extra={"request_id": request_id, "status": status, "path": scope["path"]},
+                duration_ms,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": duration_ms,
+                },
             )
 
     def _limited(self, receive: Receive) -> Receive:

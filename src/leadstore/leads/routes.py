@@ -64,8 +64,12 @@ async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response
     parsed = bulk.parse_request(body, state.catalog.account.bulk_max_leads)
     work = bulk.BulkUpdate(state.db, state.catalog, principal, parsed, request.state.request_id)
     key = request.headers.get("idempotency-key")
+    metrics = request.app.state.metrics
     if not key or parsed.dry_run:
-        return json_response(await run_in_threadpool(work.run))
+        answer = await run_in_threadpool(work.run)
+        if not parsed.dry_run:
+            metrics.bulk_answer(answer)
+        return json_response(answer)
     guard = IdempotencyGuard(state.db, principal.user_id, key, raw)
 
     def run_once() -> bytes:
@@ -73,7 +77,9 @@ async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response
         if stored is not None:
             return stored
         try:
-            return orjson.dumps(work.run(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer))))
+            answer = work.run(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer)))
+            metrics.bulk_answer(answer)  # a replayed answer above is not counted again
+            return orjson.dumps(answer)
         except KeyTakenMeanwhile:
             return guard.stored_answer() or b"{}"
 

@@ -1,0 +1,1 @@
+"""Operability: health, readiness, metrics and structured logs."""
