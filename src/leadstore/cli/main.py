@@ -14,6 +14,7 @@ import typer
 
 from leadstore import migrate
 from leadstore.catalog import Catalog, parse_setting
+from leadstore.cli.bulk_update import bulk_update
 from leadstore.config import get_settings
 from leadstore.db import Database
 from leadstore.errors import AdminInputError
@@ -38,6 +39,7 @@ app.add_typer(field_app, name="field")
 app.add_typer(settings_app, name="settings")
 app.add_typer(group_app, name="group")
 app.add_typer(template_app, name="template")
+app.command("bulk-update")(bulk_update)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")]
 T = TypeVar("T")
