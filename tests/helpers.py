@@ -148,3 +148,9 @@ def wait_until(condition: Any, timeout: float = 3.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def add_live_field(api: Api, db: Database, schema_name: str, data_type: str = "Text", **options: Any) -> None:
+    """Add a field and wait until the running server knows it (it polls for changes)."""
+    add_field(db, schema_name, data_type, **options)
+    wait_until(lambda: api.get("/LeadsMetaData.Get", params={"schemaName": schema_name}).json() != [])
