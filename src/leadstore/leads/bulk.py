@@ -248,7 +248,7 @@ class BulkUpdate:
             elif (taken := claims.conflict(row["auto_id"], new)) is not None:
                 outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
             elif new:
-                claims.claim(row["auto_id"], new)
+                claims.claim(row["auto_id"], new, row)
                 updates.append((index, repo.LeadUpdate(row["auto_id"], row, new)))
         return updates
 

@@ -135,9 +135,15 @@ class UniqueClaims:
                     return field_
         return None
 
-    def claim(self, lead_id: int, values: Mapping[Field, Any]) -> None:
+    def claim(self, lead_id: int, values: Mapping[Field, Any], row: Mapping[str, Any]) -> None:
+        """``lead_id`` takes its new unique values and gives up the ones its ``row`` held, which a
+        later lead of the call may then take."""
         for field_, value in values.items():
-            if field_.is_unique and value is not None:
+            if not field_.is_unique:
+                continue
+            if self._holders.get((field_, row[field_.column])) == lead_id:
+                del self._holders[(field_, row[field_.column])]
+            if value is not None:
                 self._holders[(field_, value)] = lead_id
 
 
