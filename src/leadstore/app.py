@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.metrics = metrics
     install_handlers(app)
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, body_timeout=settings.body_timeout_seconds)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every final status
     app.include_router(lead_routes.router)
     app.include_router(auth_routes.router)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # SQLite: FULL fsyncs every commit, so an acknowledged update survives a power loss too.
     sqlite_synchronous: str = "FULL"
     db_pool_size: int = 4
+    # A request body must arrive whole within this many seconds of the server starting to read it.
+    body_timeout_seconds: float = 30.0
 
     @field_validator("database_url")
     @classmethod

@@ -43,6 +43,11 @@ class UnknownApi(LeadstoreError):
     exception_type = "MXAPINotFoundException"
 
 
+class RequestTimeout(LeadstoreError):
+    status_code = 408
+    exception_type = "MXRequestTimeoutException"
+
+
 class IdempotencyConflict(LeadstoreError):
     status_code = 409
     exception_type = "MXIdempotencyKeyReusedException"

@@ -1,10 +1,11 @@
-"""Around every request: a request id, the body-size limit, rate-limit headers, a last-resort
-error envelope, and the access log.
+"""Around every request: a request id, the body-size limit, a deadline for reading the body,
+rate-limit headers, a last-resort error envelope, and the access log.
 
 The access log records the path without the query string: LeadSquared clients send the secret
 key there, and a secret must never reach a log line.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -13,10 +14,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadstore.errors import LeadstoreError, PayloadTooLarge, envelope, unexpected_error
+from leadstore.errors import LeadstoreError, PayloadTooLarge, RequestTimeout, envelope, unexpected_error
 from leadstore.ops.logs import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
+BODY_TIMEOUT_SECONDS = 30.0
+# A body we stop reading leaves the connection mid-request: close it rather than drain the rest.
+_CLOSE = {"Connection": "close"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 access_log = logging.getLogger("leadstore.access")
@@ -24,13 +28,27 @@ error_log = logging.getLogger("leadstore.errors")
 
 
 def _too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer leads per call")
+    return PayloadTooLarge(
+        f"The request body is larger than {MAX_BODY_BYTES} bytes (1 MiB); send fewer leads per call",
+        headers=_CLOSE,
+    )
+
+
+def _too_slow(seconds: float) -> RequestTimeout:
+    return RequestTimeout(
+        f"The request body did not arrive within {seconds:g} seconds; send the whole body at once, "
+        "with a Content-Length that matches it",
+        headers=_CLOSE,
+    )
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES, body_timeout: float = BODY_TIMEOUT_SECONDS
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,16 +111,28 @@ class RequestContext:
             )
 
     def _limited(self, receive: Receive) -> Receive:
-        """A ``receive`` that stops a body at the limit, without reading the rest of it."""
+        """A ``receive`` that stops a body at the size limit, without reading the rest of it, and
+        at a deadline, so a client that trickles its body (or promises more than it sends)
+        cannot hold a connection forever."""
         seen = 0
+        deadline: float | None = None
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:  # after the body, receive() only waits for a disconnect: no deadline
+                return await receive()
+            if deadline is None:  # the clock starts when the app first asks for the body
+                deadline = time.monotonic() + self.body_timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+            except TimeoutError:
+                raise _too_slow(self.body_timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
                     raise _too_large()
+                complete = not message.get("more_body", False)
             return message
 
         return limited
