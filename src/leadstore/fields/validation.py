@@ -33,6 +33,11 @@ class MissingCountryCode(InvalidValue):
         )
 
 
+def _shown(value: str, limit: int = 60) -> str:
+    """A rejected value as an error message quotes it: cut short, so a huge value is not echoed."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _PHONE_JUNK = re.compile(r"[\s().-]")
 _BOOLEANS = {"1": "1", "0": "0", "true": "1", "false": "0"}
@@ -59,7 +64,7 @@ def _text(field_: Field, value: str, phone: PhoneRules) -> str:
 
 def _number(field_: Field, value: str, phone: PhoneRules) -> float:
     if not _NUMBER.match(value):
-        raise InvalidValue(f"{field_.schema_name} must be a number, e.g. 42 or 3.5; got {value!r}")
+        raise InvalidValue(f"{field_.schema_name} must be a number, e.g. 42 or 3.5; got {_shown(value)}")
     number = float(value)
     if abs(number) >= 1e15:
         raise InvalidValue(f"{field_.schema_name} must be less than 1e15 in size")
@@ -70,7 +75,7 @@ def _email(field_: Field, value: str, phone: PhoneRules) -> str:
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
-        raise InvalidValue(f"{field_.schema_name} must be a valid email address; got {value!r}") from None
+        raise InvalidValue(f"{field_.schema_name} must be a valid email address; got {_shown(value)}") from None
     return value.lower()
 
 
@@ -109,7 +114,9 @@ def _is_possible(code: str, national: str) -> bool:
 
 
 def _bad_phone(field_: Field, value: str) -> InvalidValue:
-    return InvalidValue(f"{field_.schema_name} must be a possible phone number such as +91-1234554321; got {value!r}")
+    return InvalidValue(
+        f"{field_.schema_name} must be a possible phone number such as +91-1234554321; got {_shown(value)}"
+    )
 
 
 def _website(field_: Field, value: str, phone: PhoneRules) -> str:
@@ -126,7 +133,7 @@ def _parsed(kind: str, pattern: str, example: str) -> Any:
         try:
             return datetime.strptime(value, pattern).strftime(pattern)
         except ValueError:
-            raise InvalidValue(f"{field_.schema_name} must be a {kind} like {example}; got {value!r}") from None
+            raise InvalidValue(f"{field_.schema_name} must be a {kind} like {example}; got {_shown(value)}") from None
 
     return check
 
@@ -136,14 +143,14 @@ def _select(field_: Field, value: str, phone: PhoneRules) -> str:
         if option.lower() == value.lower():
             return option
     choices = ", ".join(field_.options)
-    raise InvalidValue(f"{field_.schema_name} must be one of: {choices}; got {value!r}")
+    raise InvalidValue(f"{field_.schema_name} must be one of: {choices}; got {_shown(value)}")
 
 
 def _boolean(field_: Field, value: str, phone: PhoneRules) -> str:
     try:
         return _BOOLEANS[value.lower()]
     except KeyError:
-        raise InvalidValue(f"{field_.schema_name} must be 1, 0, true or false; got {value!r}") from None
+        raise InvalidValue(f"{field_.schema_name} must be 1, 0, true or false; got {_shown(value)}") from None
 
 
 _BY_TYPE = {
