@@ -46,11 +46,18 @@ class FieldRejected(Exception):
 
 Pairs = list[tuple[str, Any]]
 
+# Far more fields than a lead has in practice: a longer list is a mistake, refused before any work.
+MAX_FIELDS_PER_LEAD = 500
+
 
 def parse_pairs(fields: Any, where: str) -> Pairs:
     """``[{"Attribute": ..., "Value": ...}, ...]`` as pairs; ``InvalidRequest`` names the position."""
     if not isinstance(fields, list):
         raise InvalidRequest(f'{where} must be an array of {{"Attribute": ..., "Value": ...}} objects')
+    if len(fields) > MAX_FIELDS_PER_LEAD:
+        raise InvalidRequest(
+            f"{where} holds {len(fields)} fields; at most {MAX_FIELDS_PER_LEAD} may be sent for one lead"
+        )
     pairs: Pairs = []
     for j, pair in enumerate(fields):
         at = f"{where}[{j}]"

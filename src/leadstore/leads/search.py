@@ -18,6 +18,8 @@ from leadstore.leads.reading import lead_to_wire
 
 Lead = dict[str, str | None]
 MAX_PAGE_SIZE = 1000
+# Keeps the row offset inside a 64-bit integer (the database's limit) whatever the page size.
+MAX_PAGE_INDEX = 1_000_000_000
 QUICK_SEARCH_LIMIT = 100
 _QUICK_SEARCH_FIELDS = ("FirstName", "LastName", "EmailAddress", "Phone", "Mobile", "Company")
 _OPERATORS = {
@@ -115,8 +117,10 @@ def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
     operator = q.operator.strip().upper()
     if operator not in _OPERATORS:
         raise InvalidRequest(f"SqlOperator {q.operator!r} is not supported; use one of: {', '.join(_OPERATORS)}")
-    if not 1 <= q.page_size <= MAX_PAGE_SIZE or q.page_index < 1:
-        raise InvalidRequest(f"Paging needs PageIndex from 1 and PageSize from 1 to {MAX_PAGE_SIZE}")
+    if not 1 <= q.page_size <= MAX_PAGE_SIZE or not 1 <= q.page_index <= MAX_PAGE_INDEX:
+        raise InvalidRequest(
+            f"Paging needs PageIndex from 1 to {MAX_PAGE_INDEX} and PageSize from 1 to {MAX_PAGE_SIZE}"
+        )
     value: Any = q.lookup_value
     if operator != "LIKE":
         try:
