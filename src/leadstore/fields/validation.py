@@ -83,9 +83,11 @@ def normalize_phone(field_: Field, value: str, phone: PhoneRules) -> str:
     """``+<country code>-<national number>``, the form LeadSquared stores and reads."""
     if value.startswith("+"):
         body = value[1:]
-        if "-" in body:
-            code, national = body.split("-", 1)
-            code, national = code.strip(), _PHONE_JUNK.sub("", national)
+        code, _, national = body.partition("-")
+        code = code.strip()
+        # "+CC-number" names its country code; otherwise ("+1 (202) 555-0123") the digits tell it.
+        if national and code.isdigit() and len(code) <= 3:
+            national = _PHONE_JUNK.sub("", national)
         else:
             digits = _PHONE_JUNK.sub("", body)
             try:
