@@ -28,6 +28,7 @@ class ReasonCode(StrEnum):
     DUPLICATE_ATTRIBUTE = "DUPLICATE_ATTRIBUTE"
     UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
     FIELD_READ_ONLY = "FIELD_READ_ONLY"
+    OWNER_NOT_PERMITTED = "OWNER_NOT_PERMITTED"
     INVALID_VALUE = "INVALID_VALUE"
     TOO_LONG = "TOO_LONG"
     MANDATORY_MISSING = "MANDATORY_MISSING"
@@ -83,7 +84,8 @@ def parse_fields(
     values: dict[Field, Any] = {}
     for attribute, raw in pairs:
         field_ = registry.get(attribute)
-        if field_ is None:
+        # A field hidden from the caller is answered exactly as one that does not exist.
+        if field_ is None or not principal.can_read(field_):
             raise FieldRejected(
                 ReasonCode.UNKNOWN_ATTRIBUTE,
                 f"{attribute} is not a lead field; see LeadsMetaData.Get for the schema names",
@@ -93,11 +95,18 @@ def parse_fields(
         if field_ in values:
             raise FieldRejected(ReasonCode.DUPLICATE_ATTRIBUTE, f"{field_.schema_name} is given more than once")
         if not principal.can_write(field_):
-            raise FieldRejected(ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is read-only for you")
+            whose = "set by the server" if field_.server_managed else "read-only for you (permission template)"
+            raise FieldRejected(ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is {whose}")
         try:
             values[field_] = normalize(field_, raw, phone)
         except InvalidValue as exc:
             raise FieldRejected(ReasonCode(exc.code), exc.message) from None
+        if field_.schema_name == "OwnerId" and not principal.may_own(values[field_]):
+            raise FieldRejected(
+                ReasonCode.OWNER_NOT_PERMITTED,
+                "OwnerId must name a user whose leads you may update (your lead access: "
+                f"{principal.lead_access.value})",
+            )
     return values
 
 

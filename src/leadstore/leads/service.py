@@ -42,6 +42,7 @@ _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
     ReasonCode.DUPLICATE_VALUE: DuplicateEntry,
     ReasonCode.MANDATORY_MISSING: MandatoryAttributeMissing,
     ReasonCode.FIELD_READ_ONLY: NotPermitted,
+    ReasonCode.OWNER_NOT_PERMITTED: NotPermitted,
 }
 
 
@@ -75,10 +76,13 @@ def create(catalog: Catalog, principal: Principal, pairs: Pairs, request_id: str
 
 
 def _insert(conn: Connection, catalog: Catalog, principal: Principal, values: dict[Field, Any], request_id: str) -> str:
-    _check_references(conn, catalog, None, values)
     owner = catalog.fields.get("OwnerId")
     if owner is not None and values.get(owner) is None:
         values[owner] = principal.user_id
+    if owner is not None and not principal.may_own(values[owner]):
+        # Lead access "none": the caller could neither see nor change the lead it made.
+        raise NotPermitted("You do not have permission to create leads (your lead access: none)")
+    _check_references(conn, catalog, None, values)
     now, prospect_id = _now(), str(uuid.uuid4())
     row = {f.column: v for f, v in values.items()}
     row.update(
@@ -127,7 +131,7 @@ def create_or_update(catalog: Catalog, principal: Principal, pairs: Pairs, reque
     search_by = [value for attribute, value in pairs if attribute.lower() == "searchby"]
     pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
     values = _values(catalog, principal, pairs)
-    key = _search_key(catalog, search_by[0] if search_by else None, values)
+    key = _search_key(catalog, principal, search_by[0] if search_by else None, values)
     with _races_as_duplicates(values), catalog.db.write() as conn:
         rows = []
         if key is not None and values.get(key) is not None:
@@ -138,10 +142,10 @@ def create_or_update(catalog: Catalog, principal: Principal, pairs: Pairs, reque
         return str(rows[0]["prospect_id"])
 
 
-def _search_key(catalog: Catalog, name: str | None, values: Mapping[Field, Any]) -> Field | None:
+def _search_key(catalog: Catalog, principal: Principal, name: str | None, values: Mapping[Field, Any]) -> Field | None:
     if name:
         field_ = catalog.fields.get(name)
-        if field_ is None or not field_.is_unique:
+        if field_ is None or not field_.is_unique or not principal.can_read(field_):
             raise InvalidFieldValue(f"SearchBy {name!r} must name a unique lead field, e.g. EmailAddress")
         return field_
     for default in ("EmailAddress", "Phone"):
