@@ -58,7 +58,7 @@ class MemoryRateLimiter:
         if allowed:
             calls.append(now)
         reset = calls[0] + window_seconds - now if calls else 0.0
-        return Decision(allowed, limit, limit - len(calls), reset)
+        return Decision(allowed, limit, max(limit - len(calls), 0), reset)
 
     async def close(self) -> None:
         self._calls.clear()
