@@ -72,7 +72,9 @@ class LeadFile:
                 try:
                     yield number, raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    bad.append((number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start + 1})"))
+                    bad.append(
+                        (number, f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)")
+                    )
                     yield number, raw.decode("utf-8", errors="replace")
 
     def _csv_rows(self) -> Iterator[Row]:
@@ -101,7 +103,8 @@ class LeadFile:
                 count += 1
                 row = Row(count, start)
                 for number, message in bad:
-                    row.problem(f"line {number} is {message}; save the file as UTF-8")
+                    where = "" if number == row.line else f"its line {number} is "
+                    row.problem(f"{where}{message}; save the file as UTF-8")
                 bad.clear()
                 self._csv_row(row, columns, cells)
                 start = current[0] + 1
@@ -111,7 +114,7 @@ class LeadFile:
 
     def _check_header(self, header: list[str], bad: list[tuple[int, str]]) -> list[str | None]:
         for number, message in bad:
-            self.header_problems.append(f"header (line {number}) is {message}; save the file as UTF-8")
+            self.header_problems.append(f"header (line {number}): {message}; save the file as UTF-8")
         bad.clear()
         columns: list[str | None] = []
         seen: dict[str, int] = {}
