@@ -226,6 +226,8 @@ class BulkUpdate:
                     repo.apply_updates(conn, table, [update], user, self.request_id, now)
             except IntegrityError:
                 taken = self._taken(conn, update)
+                if taken is None:
+                    raise
                 outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
         return outcomes
 
@@ -252,8 +254,9 @@ class BulkUpdate:
                 updates.append((index, repo.LeadUpdate(row["auto_id"], row, new)))
         return updates
 
-    def _taken(self, conn: Connection, update: repo.LeadUpdate) -> Field:
-        """Which unique value of ``update`` a concurrent call took first."""
+    def _taken(self, conn: Connection, update: repo.LeadUpdate) -> Field | None:
+        """Which unique value of ``update`` a concurrent call took first; None when none was
+        (then the write failed for another reason, which is not the caller's to hear about)."""
         table = self.registry.table
         for field_, value in update.new.items():
             if field_.is_unique and value is not None:
@@ -263,7 +266,7 @@ class BulkUpdate:
                 ).first()
                 if holder is not None:
                     return field_
-        return next(f for f in update.new if f.is_unique)
+        return None
 
     def _answer(self, checked: list[_Checked], outcomes: list[_Outcome]) -> dict[str, Any]:
         push = self.request.push_unprocessed

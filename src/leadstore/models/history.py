@@ -1,21 +1,26 @@
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadstore.db import Base
 
 
 class LeadChange(Base):
-    """One changed field of one lead. The primary key starts with the lead, so it serves the
-    per-lead history read without a second index on the write path (SQLite: clustered)."""
+    """One changed field of one lead. The primary key starts with the lead and the time, so it
+    serves the per-lead history read, newest first, without a second index on the write path
+    (SQLite: clustered). The request id alone does not tell changes apart: clients may send the
+    same X-Request-Id on several calls."""
 
     __tablename__ = "lead_changes"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = (
+        PrimaryKeyConstraint("lead_id", "changed_at", "request_id", "field"),
+        {"sqlite_with_rowid": False},
+    )
 
-    lead_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lead_id: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64))
     old_value: Mapped[str | None] = mapped_column(Text)
     new_value: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(String(36))
