@@ -1,5 +1,6 @@
 """``Idempotency-Key`` for the bulk update (spec 4.5): a retried call gets the first answer
-and writes nothing; the same key with another body is refused.
+and writes nothing; the same key with another body is refused. Bodies are compared as JSON
+(key order and white space aside), and keys belong to the user whose keys signed the call.
 
 The answer is stored in the transaction that makes the call's changes, so it exists exactly
 when they do: a crash can lose neither one without the other.
@@ -8,15 +9,17 @@ when they do: a crash can lose neither one without the other.
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from leadstore.db import Database
-from leadstore.errors import IdempotencyConflict
+from leadstore.errors import IdempotencyConflict, InvalidRequest
 from leadstore.models import IdempotentResponse
 
 KEEP_FOR = timedelta(hours=24)
+MAX_KEY_LENGTH = 200  # the stored column's size
 
 
 class KeyTakenMeanwhile(Exception):
@@ -25,10 +28,14 @@ class KeyTakenMeanwhile(Exception):
 
 class IdempotencyGuard:
     def __init__(self, db: Database, user_id: str, key: str, body: bytes) -> None:
+        if len(key) > MAX_KEY_LENGTH:
+            raise InvalidRequest(
+                f"The Idempotency-Key header is {len(key)} characters long; use at most {MAX_KEY_LENGTH}, e.g. a UUID"
+            )
         self.db = db
         self.user_id = user_id
         self.key = key
-        self.body_hash = hashlib.sha256(body).hexdigest()
+        self.body_hash = hashlib.sha256(_canonical(body)).hexdigest()
 
     def stored_answer(self) -> bytes | None:
         """The first answer to this key, if there is one; 409 if it was for another body."""
@@ -71,6 +78,13 @@ class IdempotencyGuard:
         )
         if result.rowcount == 0:
             raise KeyTakenMeanwhile
+
+
+def _canonical(body: bytes) -> bytes:
+    try:
+        return orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        return body
 
 
 def _now() -> datetime:
