@@ -113,13 +113,14 @@ def _parse_lead(item: Any, i: int) -> Pairs:
     return [] if fields is None else parse_pairs(fields, f"{where}.Fields")
 
 
-def search_field(registry: FieldRegistry, name: str | None) -> Field:
-    """The unique field that finds each lead: ``SearchByKey``, else ProspectId (LeadSquared)."""
+def search_field(registry: FieldRegistry, name: str | None, principal: Principal) -> Field:
+    """The unique field that finds each lead: ``SearchByKey``, else ProspectId (LeadSquared).
+    A field hidden from the caller cannot find leads: it is answered as a field that does not exist."""
     field_ = registry.get(name or "ProspectId")
-    if field_ is None:
+    if field_ is None or not principal.can_read(field_):
         raise InvalidRequest(f"SearchByKey {name!r} names no lead field; use a unique field such as EmailAddress")
     if not field_.is_unique:
-        unique = ", ".join(f.schema_name for f in registry.unique_fields)
+        unique = ", ".join(f.schema_name for f in registry.unique_fields if principal.can_read(f))
         raise InvalidRequest(f"SearchByKey {field_.schema_name} is not a unique field; use one of: {unique}")
     return field_
 
@@ -137,7 +138,7 @@ class BulkUpdate:
         self.principal = principal
         self.request = request
         self.request_id = request_id
-        self.key_field = search_field(self.registry, request.search_by)
+        self.key_field = search_field(self.registry, request.search_by, principal)
 
     def run(self, on_answer: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
         checked = [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]

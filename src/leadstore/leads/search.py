@@ -88,6 +88,8 @@ def quick_search(catalog: Catalog, principal: Principal, key: str | None) -> lis
         if field_ is not None and principal.can_read(field_):
             value = pattern.lower() if field_.data_type == DataType.EMAIL else pattern
             conditions.append(catalog.fields.column(field_).like(value, escape="\\"))
+    if not conditions:  # every searched field is hidden from the caller: nothing can match
+        return []
     query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
     return _run(catalog, principal, query.limit(QUICK_SEARCH_LIMIT))
 
