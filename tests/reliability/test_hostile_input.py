@@ -390,3 +390,21 @@ def test_server_still_serves_after_the_abuse(api: Api, target: str) -> None:
     response = api.post(BULK, json=bulk_body(KEY, pair("FirstName", "After")))
     assert response.status_code == 200
     assert api.lead(target)["FirstName"] == "After"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lead_changes is keyed by (lead_id, request_id, field) and the request id comes from the "
+    "client's X-Request-Id: a reused id makes the second change to a field collide (bulk: 500, "
+    "single-lead: a false MXDuplicateEntryException)",
+)
+def test_a_reused_request_id_does_not_break_writes(api: Api, db: Database, target: str) -> None:
+    headers = {"X-Request-Id": "client-chosen-id"}
+    for value in ("One", "Two"):
+        response = api.post(BULK, json=bulk_body(KEY, pair("JobTitle", value)), headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["Status"]["SuccessCount"] == 1, response.text
+    for value in ("Three", "Four"):
+        response = api.post("/Lead.Update", json=[pair("JobTitle", value)], params={"leadId": target}, headers=headers)
+        assert response.status_code == 200, response.text
+    assert api.lead(target)["JobTitle"] == "Four"
