@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadstore.db import Database
+from leadstore.leads.changes import REASON_CODE_MEANINGS
 from tests.helpers import Api, make_user
 from tests.leads.bulk_support import history_table
 
@@ -141,5 +142,5 @@ def test_change_history_is_documented(api: Api) -> None:
     assert "request id" in text
     assert api.http.get("/docs").status_code == 200
     bulk = schema["paths"]["/v2/LeadManagement.svc/Lead/Bulk/UpdateV2"]["post"]
-    for code in ("LEAD_NOT_FOUND", "DUPLICATE_VALUE", "FIELDS_EMPTY"):
-        assert code in bulk["description"]
+    for code, meaning in REASON_CODE_MEANINGS.items():
+        assert f"`{code.value}`: {meaning}" in bulk["description"]

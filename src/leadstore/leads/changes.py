@@ -35,6 +35,24 @@ class ReasonCode(StrEnum):
     DUPLICATE_VALUE = "DUPLICATE_VALUE"
 
 
+REASON_CODE_MEANINGS: dict[ReasonCode, str] = {
+    ReasonCode.LEAD_NOT_FOUND: "no lead has the key's value, the caller may not update that lead, or the value cannot "
+    "match any lead (e.g. a phone without a country code the account requires); UnProcessedLeads with "
+    "PushNonExistentLeadsToUnProcessedList, else FailedLeads",
+    ReasonCode.FIELDS_EMPTY: "the lead's Fields is empty or missing",
+    ReasonCode.SEARCH_KEY_MISSING: "Fields has no value for the search key (SearchByKey, else ProspectId)",
+    ReasonCode.DUPLICATE_LEAD_IN_REQUEST: "the same lead is earlier in this request; the Reason names its index",
+    ReasonCode.DUPLICATE_ATTRIBUTE: "an attribute is given twice in one lead's Fields",
+    ReasonCode.UNKNOWN_ATTRIBUTE: "an attribute is no lead field the caller can see",
+    ReasonCode.FIELD_READ_ONLY: "an attribute is set by the server, or read-only for the caller",
+    ReasonCode.OWNER_NOT_PERMITTED: "OwnerId names a user whose leads the caller may not update",
+    ReasonCode.INVALID_VALUE: "a value is not valid for its field's type or options, or OwnerId names no user",
+    ReasonCode.TOO_LONG: "a value is longer than its field's maximum length",
+    ReasonCode.MANDATORY_MISSING: "a mandatory field would be emptied",
+    ReasonCode.DUPLICATE_VALUE: "a unique value is held by another lead, or taken by an earlier lead of this request",
+}
+assert set(REASON_CODE_MEANINGS) == set(ReasonCode)
+
 NOT_FOUND_REASON = "Lead does not exist in the system or You do not have permission to update the lead"
 
 

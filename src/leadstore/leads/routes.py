@@ -11,7 +11,7 @@ from starlette.responses import Response
 from leadstore.auth.dependencies import CurrentPrincipal, query_param
 from leadstore.errors import InvalidRequest
 from leadstore.leads import bulk, search, service
-from leadstore.leads.changes import ReasonCode, parse_pairs
+from leadstore.leads.changes import REASON_CODE_MEANINGS, parse_pairs
 from leadstore.leads.idempotency import IdempotencyGuard, KeyTakenMeanwhile
 from leadstore.leads.schemas import AttributeValue, BulkUpdateRequest, LeadsGetRequest
 from leadstore.state import app_state
@@ -37,14 +37,16 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 _PAIRS = {"type": "array", "items": AttributeValue.model_json_schema()}
-_REASON_CODES = ", ".join(code.value for code in ReasonCode)
+_REASON_CODES = "\n".join(f"- `{code.value}`: {meaning}" for code, meaning in REASON_CODE_MEANINGS.items())
 
 
 BULK_DESCRIPTION = f"""Update up to 25 leads, each found by `SearchByKey` (a unique field) or by its ProspectId.
 
 Every lead ends in SuccessfulLeads, FailedLeads or UnProcessedLeads, and is written whole or
 not at all. Items carry `Index` (the lead's position in LeadPropertiesList) and, when not
-successful, a stable `ReasonCode`: {_REASON_CODES}.
+successful, a stable `ReasonCode`:
+
+{_REASON_CODES}
 
 `Options.DryRun` checks and reports everything without writing. An `Idempotency-Key` header
 makes a retry within 24 hours answer the first response again without writing; the same key
