@@ -6,18 +6,25 @@ hop per call instead of one per statement, which matters on the bulk-update hot 
 SQLite has one writer. Write transactions take an in-process lock and then ``BEGIN IMMEDIATE``,
 so writers queue on a cheap lock rather than in SQLite's sleeping busy handler, and a reader
 never upgrades to a writer half-way (which could deadlock). Reads use plain ``BEGIN`` and run
-beside the writer thanks to WAL.
+beside the writer thanks to WAL. The bulk update's writes go through ``transact``, which on
+SQLite hands them to one writer thread that commits many calls at once (``group_commit``).
 """
 
+import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio.to_thread
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase
 
 from leadstore.config import Settings
+from leadstore.group_commit import GroupCommitter
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -37,6 +44,7 @@ class Database:
         self.url = settings.database_url
         self.is_sqlite = settings.is_sqlite
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._committer = GroupCommitter(self.write) if self.is_sqlite else None
         if self.is_sqlite:
             self.engine = _sqlite_engine(settings)
         else:
@@ -69,7 +77,25 @@ class Database:
     def _writer_turn(self) -> AbstractContextManager[object]:
         return self._write_lock if self._write_lock is not None else nullcontext()
 
+    def transact(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
+        """Run ``work`` in a write transaction of its own (SQLite: a savepoint of a group commit)
+        and return its result once committed."""
+        if self._committer is not None:
+            result: T = self._committer.submit(work, dry_run).result()
+            return result
+        with self.write(dry_run=dry_run) as conn:
+            return work(conn)
+
+    async def transact_async(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
+        """``transact`` for the event loop, holding no worker thread while it waits."""
+        if self._committer is not None:
+            result: T = await asyncio.wrap_future(self._committer.submit(work, dry_run))
+            return result
+        return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
+
     def dispose(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
         self.engine.dispose()
 
 

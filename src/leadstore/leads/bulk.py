@@ -9,6 +9,7 @@ between our check and our write, the transaction is redone with a savepoint per 
 exactly the lead that lost the race fails, as a duplicate.
 """
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ from leadstore.leads.changes import (
 )
 
 _RETRIES = 3
+AnswerHook = Callable[[Connection, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -140,22 +142,44 @@ class BulkUpdate:
         self.request_id = request_id
         self.key_field = search_field(self.registry, request.search_by, principal)
 
-    def run(self, on_answer: Callable[[Connection, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        checked = [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
+    def run(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
+        checked = self.check()
         for attempt in range(_RETRIES + 1):
             try:
-                with self.db.write(dry_run=self.request.dry_run) as conn:
-                    answer = self._answer(checked, self._write(conn, checked, careful=attempt > 0))
-                    if on_answer is not None:
-                        on_answer(conn, answer)
-                return answer
+                return self.db.transact(self._work(checked, attempt, on_answer), dry_run=self.request.dry_run)
             except (IntegrityError, OperationalError) as exc:
-                # A unique value taken by a concurrent call, or a deadlock between two calls:
-                # redo the call, this time with a savepoint per lead.
                 if attempt == _RETRIES or not _is_retryable(exc):
                     raise
                 time.sleep(0.002 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
+        """``run`` for the event loop: checks here, writes on the database's writer."""
+        checked = self.check()
+        for attempt in range(_RETRIES + 1):
+            try:
+                work = self._work(checked, attempt, on_answer)
+                return await self.db.transact_async(work, dry_run=self.request.dry_run)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == _RETRIES or not _is_retryable(exc):
+                    raise
+                await asyncio.sleep(0.002 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def check(self) -> list[_Checked]:
+        """Everything that can be judged without the database."""
+        return [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
+
+    def _work(self, checked: list[_Checked], attempt: int, on_answer: AnswerHook | None) -> Callable[[Connection], Any]:
+        # A retry follows a unique value taken by a concurrent call, or a deadlock between two
+        # calls: it writes with a savepoint per lead, so only the lead that lost the race fails.
+        def work(conn: Connection) -> dict[str, Any]:
+            answer = self._answer(checked, self._write(conn, checked, careful=attempt > 0))
+            if on_answer is not None:
+                on_answer(conn, answer)
+            return answer
+
+        return work
 
     def _check(self, index: int, pairs: Pairs) -> _Checked:
         if not pairs:

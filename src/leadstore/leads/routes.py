@@ -68,7 +68,7 @@ async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response
     key = request.headers.get("idempotency-key")
     metrics = request.app.state.metrics
     if not key or parsed.dry_run:
-        answer = await run_in_threadpool(work.run)
+        answer = await work.run_async()
         if not parsed.dry_run:
             metrics.bulk_answer(answer)
         return json_response(answer)
