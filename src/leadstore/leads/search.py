@@ -10,7 +10,7 @@ from sqlalchemy import Select, or_, select
 from leadstore.auth.principal import Principal
 from leadstore.catalog import Catalog
 from leadstore.errors import InvalidRequest, LeadNotFound
-from leadstore.fields.model import DataType, Field
+from leadstore.fields.model import Field
 from leadstore.fields.registry import read_name
 from leadstore.fields.validation import InvalidValue, format_datetime, normalize
 from leadstore.leads import repository as repo
@@ -29,7 +29,8 @@ _OPERATORS = {
     "<": lambda c, v: c < v,
     ">=": lambda c, v: c >= v,
     "<=": lambda c, v: c <= v,
-    "LIKE": lambda c, v: c.like(v if "%" in v else f"%{v}%"),
+    # Case-insensitive on both databases (SQLite's LIKE is, PostgreSQL's is not).
+    "LIKE": lambda c, v: c.ilike(v if "%" in v else f"%{v}%"),
 }
 
 
@@ -47,8 +48,11 @@ def _run(catalog: Catalog, principal: Principal, query: Select[Any]) -> list[Lea
 
 
 def _by_value(catalog: Catalog, principal: Principal, names: Sequence[str], raw: str | None) -> list[Lead]:
-    """Leads whose field ``names`` (any of them) hold ``raw``, normalised as that field is."""
-    conditions = []
+    """Leads whose unique field ``names`` (any of them) hold ``raw``, normalised as that field is.
+
+    One query per field: each is a lookup in that field's unique index, where ``a = ? OR b = ?``
+    beside a scope filter may lead SQLite to walk the owner index instead."""
+    queries = []
     for name in names:
         field_ = catalog.fields.get(name)
         if field_ is None or not principal.can_read(field_) or not raw:
@@ -57,11 +61,13 @@ def _by_value(catalog: Catalog, principal: Principal, names: Sequence[str], raw:
             value = normalize(field_, raw, catalog.account.phone_rules)
         except InvalidValue:
             continue  # no lead can hold a value that is not valid
-        conditions.append(catalog.fields.column(field_) == value)
-    if not conditions:
-        return []
-    query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
-    return _run(catalog, principal, query.limit(QUICK_SEARCH_LIMIT))
+        queries.append(_scoped(catalog, principal).where(catalog.fields.column(field_) == value))
+    found: dict[int, Any] = {}
+    with catalog.db.read() as conn:
+        for query in queries:
+            found.update((row["auto_id"], row) for row in conn.execute(query.limit(QUICK_SEARCH_LIMIT)).mappings())
+    rows = [found[auto_id] for auto_id in sorted(found)][:QUICK_SEARCH_LIMIT]
+    return [lead_to_wire(catalog.fields, principal, row) for row in rows]
 
 
 def get_by_id(catalog: Catalog, principal: Principal, prospect_id: str | None) -> list[Lead]:
@@ -77,7 +83,7 @@ def get_by_phone(catalog: Catalog, principal: Principal, phone: str | None) -> l
 
 
 def quick_search(catalog: Catalog, principal: Principal, key: str | None) -> list[Lead]:
-    """Leads whose name, email, phone or company starts with ``key``."""
+    """Leads whose name, email, phone or company starts with ``key``, in any letter case."""
     key = (key or "").strip()
     if not key:
         return []
@@ -86,8 +92,7 @@ def quick_search(catalog: Catalog, principal: Principal, key: str | None) -> lis
     for name in _QUICK_SEARCH_FIELDS:
         field_ = catalog.fields.get(name)
         if field_ is not None and principal.can_read(field_):
-            value = pattern.lower() if field_.data_type == DataType.EMAIL else pattern
-            conditions.append(catalog.fields.column(field_).like(value, escape="\\"))
+            conditions.append(catalog.fields.column(field_).ilike(pattern, escape="\\"))
     if not conditions:  # every searched field is hidden from the caller: nothing can match
         return []
     query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
