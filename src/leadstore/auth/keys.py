@@ -2,11 +2,20 @@
 
 import hashlib
 import hmac
+import re
 import secrets
+
+_ACCESS_KEY = re.compile(r"^ak[0-9a-f]{36}$")
 
 
 def new_access_key() -> str:
     return "ak" + secrets.token_hex(18)
+
+
+def looks_like_access_key(value: str) -> bool:
+    """Whether ``value`` has the form of an access key. Anything else (a secret key sent in the
+    access key's place, say) is refused before it reaches a query, and so any SQL log."""
+    return bool(_ACCESS_KEY.match(value))
 
 
 def new_secret_key() -> str:

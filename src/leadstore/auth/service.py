@@ -16,6 +16,8 @@ from leadstore.users import repository as user_repo
 from leadstore.users import service as user_service
 
 _CACHE_LIMIT = 10_000
+# One answer for an unknown access key and a wrong secret, so neither can be probed.
+_INVALID_KEYS = "Invalid access key or secret key. Check your AccessKey and SecretKey"
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,13 @@ class Authenticator:
                 "Missing access key or secret key: pass accessKey and secretKey as query parameters, "
                 "or the x-LSQ-AccessKey and x-LSQ-SecretKey headers"
             )
+        if not keys.looks_like_access_key(access_key):
+            raise Unauthorized(_INVALID_KEYS)
         entry = self._cache.get(access_key)
         if entry is None or entry.revision != self.catalog.revision:
             entry = self._load(access_key)
         if entry is None or not hmac.compare_digest(keys.hash_secret(secret_key), entry.secret_hash):
-            raise Unauthorized("Invalid access key or secret key. Check your AccessKey and SecretKey")
+            raise Unauthorized(_INVALID_KEYS)
         return entry.principal
 
     def _load(self, access_key: str) -> _Entry | None:
