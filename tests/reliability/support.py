@@ -1,10 +1,17 @@
-"""Helpers for the reliability tests: raw HTTP over a socket (for bodies httpx will not send),
-a snapshot of everything a write could touch, and the error envelope's shape."""
+"""Helpers for the reliability tests: ``leadstore serve`` as a real process, raw HTTP over a
+socket (for bodies httpx will not send), a snapshot of everything a write could touch, and the
+error envelope's shape."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -138,3 +145,52 @@ def _parse(data: bytes) -> tuple[int | None, dict[str, str], bytes]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return int(lines[0].split()[1]), headers, content
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``leadstore serve`` as a real process, on the test database."""
+
+    def __init__(self, database_url: str, log: Path, log_level: str = "warning") -> None:
+        self.port = _free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "LEADSTORE_DATABASE_URL": database_url, "LEADSTORE_LOG_LEVEL": log_level}
+        env.pop("LEADSTORE_REDIS_URL", None)
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "leadstore.cli.main", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the server did not start; see {log}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.log.close()
+
+
+@contextmanager
+def serving(database_url: str, log: Path, log_level: str = "warning") -> Iterator[ServerProcess]:
+    server = ServerProcess(database_url, log, log_level)
+    try:
+        yield server
+    finally:
+        server.kill()

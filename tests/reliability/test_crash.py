@@ -7,15 +7,8 @@ every tagged field (never a mix), and that tag must be the thread's last acknowl
 the call that was in flight when the server died (never an older one, never a lost one).
 """
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +21,7 @@ from leadstore.db import Database
 from leadstore.models import LeadChange
 from leadstore.users.service import Credentials
 from tests.helpers import LM, make_user
+from tests.reliability.support import serving
 
 pytestmark = pytest.mark.slow
 
@@ -36,55 +30,6 @@ COLUMNS = ("first_name", "last_name", "company", "job_title", "source", "source_
 WRITERS = 4
 LEADS_PER_WRITER = 25
 ROUNDS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
-    """``leadstore serve`` as a real process, on the test database."""
-
-    def __init__(self, database_url: str, log: Path) -> None:
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "LEADSTORE_DATABASE_URL": database_url, "LEADSTORE_LOG_LEVEL": "warning"}
-        env.pop("LEADSTORE_REDIS_URL", None)
-        self.log = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "leadstore.cli.main", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"the server did not start; see {log}")
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-        self.log.close()
-
-
-@contextmanager
-def serving(database_url: str, log: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(database_url, log)
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 @dataclass
