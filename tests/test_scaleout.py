@@ -87,12 +87,13 @@ def test_two_servers_sharing_redis_let_through_the_limit_in_total(
                 return lambda: client.get(METADATA, params=keys(user)).status_code
 
             load = {u.email: [call(clients[i % 2], u) for i in range(60)] for u in two_users}
-            for _ in range(2):  # two windows, one after the other
+            for second in (False, True):  # two windows, one after the other
+                if second:
+                    time.sleep(window)
                 counts, took = burst(load)
                 assert took < window, f"the burst took {took:.1f}s, longer than the window"
                 for who in load:
                     assert counts[who] == Counter({200: 25, 429: 35}), (who, counts[who])
-                time.sleep(window)
         finally:
             for client in clients:
                 client.close()
@@ -171,7 +172,7 @@ def fresh_connection_get(url: str, **params: str) -> httpx.Response:
 def test_serve_with_two_workers_shares_the_limit_and_the_metrics(pg_database: str, tmp_path: Path) -> None:
     db = Database(Settings(database_url=pg_database, _env_file=None))  # type: ignore[call-arg]
     users = [make_user(db, "Administrator"), make_user(db, "Administrator")]
-    set_limit(db, 10, 5)
+    set_limit(db, 10, 60)  # a window no burst outlasts, however busy the machine
     db.dispose()
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -118,14 +118,23 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            observed = True
+            self.metrics.observe(scope["method"], route_template(scope), status, time.perf_counter() - started)
 
         async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not observed:
+                observe()  # before the last byte leaves: a client that then reads /metrics sees its call
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.observe(scope["method"], route_template(scope), status, time.perf_counter() - started)
+            if not observed:
+                observe()
