@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, Table, bindparam, false, insert, select, update
+from sqlalchemy import Connection, DateTime, RowMapping, Table, false, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
@@ -68,35 +68,55 @@ def apply_updates(
     now: datetime,
 ) -> None:
     """Write the changes and one history row per changed field: one UPDATE statement per set
-    of changed columns (executemany) and one INSERT for all history rows."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    history: list[dict[str, Any]] = []
+    of changed columns (executemany) and one INSERT for all history rows.
+
+    This is the hot path of the bulk update, so the statements go to the driver as SQL text
+    with positional parameters, skipping SQLAlchemy's per-row parameter processing (a fifth of
+    a call's CPU). Column names come from the field registry, quoted by the dialect."""
+    sql = _DriverSql(conn)
+    stamp = sql.datetime(now)
+    by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    history: list[tuple[Any, ...]] = []
     for item in updates:
-        columns = tuple(sorted(f.column for f in item.new))
-        params = {f"v_{f.column}": v for f, v in item.new.items()}
-        params["v_lead_id"] = item.lead_id
-        by_columns.setdefault(columns, []).append(params)
+        fields = sorted(item.new, key=lambda f: f.column)
+        columns = tuple(f.column for f in fields)
+        by_columns.setdefault(columns, []).append((*(item.new[f] for f in fields), stamp, user_id, item.lead_id))
         history.extend(
-            {
-                "lead_id": item.lead_id,
-                "request_id": request_id,
-                "field": f.schema_name,
-                "old_value": to_wire(f, item.old.get(f.column)),
-                "new_value": to_wire(f, v),
-                "changed_by": user_id,
-                "changed_at": now,
-            }
-            for f, v in item.new.items()
+            (
+                item.lead_id,
+                request_id,
+                f.schema_name,
+                to_wire(f, item.old.get(f.column)),
+                to_wire(f, item.new[f]),
+                user_id,
+                stamp,
+            )
+            for f in fields
         )
     for columns, rows in by_columns.items():
-        statement = (
-            update(table)
-            .where(table.c.auto_id == bindparam("v_lead_id"))
-            .values({**{c: bindparam(f"v_{c}") for c in columns}, "modified_on": now, "modified_by": user_id})
-        )
-        conn.execute(statement, rows)
+        assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in (*columns, "modified_on", "modified_by"))
+        conn.exec_driver_sql(f"UPDATE {sql.quote(table.name)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
     if history:
-        conn.execute(insert(LeadChange), history)
+        marks = ", ".join([sql.mark] * 7)
+        conn.exec_driver_sql(
+            "INSERT INTO lead_changes (lead_id, request_id, field, old_value, new_value, changed_by, changed_at) "
+            f"VALUES ({marks})",
+            history,
+        )
+
+
+class _DriverSql:
+    """The dialect's spelling of what raw statements need: a parameter mark, a quoted column
+    name, a datetime parameter."""
+
+    def __init__(self, conn: Connection) -> None:
+        dialect = conn.dialect
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.quote = dialect.identifier_preparer.quote
+        self._datetime = DateTime().bind_processor(dialect)
+
+    def datetime(self, moment: datetime) -> Any:
+        return moment if self._datetime is None else self._datetime(moment)
 
 
 def record_creation(
