@@ -441,10 +441,10 @@ def test_a_large_file_streams_within_flat_memory(database_url: str, admin: Crede
     subprocesses.append(_serve(database_url, port))
     env = {**os.environ, **keys_env(f"http://127.0.0.1:{port}", admin)}
     code = (
-        "import resource, sys\n"
+        "import re, sys\n"
         "from leadstore.cli.main import app\n"
         "try:\n    app(sys.argv[1:])\n"
-        "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "finally:\n    print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1], file=sys.stderr)\n"
     )
     args = ["bulk-update", str(path), "--search-by", "EmailAddress", "--report", str(tmp_path / "r.csv")]
     started = time.monotonic()
@@ -454,6 +454,6 @@ def test_a_large_file_streams_within_flat_memory(database_url: str, admin: Crede
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert done.stdout.decode().strip() == f"{count} succeeded, 0 failed, 0 unprocessed"
     assert _report_rows(tmp_path / "r.csv") == count
-    peak_mib = int(done.stderr.decode().strip().splitlines()[-1]) / 1024
+    peak_mib = int(done.stderr.decode().strip().splitlines()[-1]) / 1024  # VmHWM: this process's peak RSS
     print(f"\n{count} rows in {elapsed:.1f}s ({count / elapsed:,.0f} rows/s), peak memory {peak_mib:.0f} MiB")
-    assert peak_mib < 200
+    assert peak_mib < 160  # about 80 MiB of it is imports

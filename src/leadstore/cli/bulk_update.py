@@ -27,8 +27,8 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from leadstore.cli.lead_file import LeadFile, lead_key
@@ -68,26 +68,67 @@ class Entry:
     reason: str = ""
 
 
+def _rate(task: Task) -> float | None:
+    """Rows a second since the start: under a rate limit, calls come in bursts and pauses, so
+    an average over the whole run predicts the end better than a recent window does."""
+    elapsed = task.finished_time or task.elapsed
+    return task.completed / elapsed if elapsed and task.completed else None
+
+
 class RateColumn(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(min_width=13, no_wrap=True))
+
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} rows/s" if speed else "- rows/s", style="progress.data.speed")
+        rate = _rate(task)
+        return Text(f"{rate:,.0f} rows/s" if rate else "- rows/s", style="progress.data.speed")
+
+
+class TimeLeftColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rate = _rate(task)
+        if task.total is None or not rate:
+            return Text("-:--:-- left", style="progress.remaining")
+        left = int(max(0.0, task.total - task.completed) / rate)
+        return Text(f"{left // 3600}:{left % 3600 // 60:02d}:{left % 60:02d} left", style="progress.remaining")
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
 
 
 class Sender:
     """Calls the service for the run: pacing, waiting and retrying."""
 
-    def __init__(self, client: Client, progress: Progress, task: TaskID, retry_for: float) -> None:
+    def __init__(self, client: Client, console: Console, retry_for: float) -> None:
         self.client = client
-        self.progress = progress
-        self.task = task
+        self.console = console
         self.retry_for = retry_for
+        self.progress: Progress | None = None
+        self.task = TaskID(0)
+        self.description = ""
         self._paced_for: object = None
 
+    def show(self, progress: Progress, description: str, total: int) -> None:
+        self.progress, self.description = progress, description
+        self.task = progress.add_task(description, total=total)
+
+    def advance(self, rows: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, rows)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
     def wait(self, seconds: float, why: str) -> None:
-        self.progress.update(self.task, description=f"[yellow]{why}; waiting {seconds:.0f}s")
+        if self.progress is None:
+            self.console.print(f"waiting {_seconds(seconds)}: {why}", style="yellow")
+            time.sleep(seconds)
+            return
+        self.progress.update(self.task, description=f"[yellow]wait {_seconds(seconds)}: {why}")
         time.sleep(seconds)
-        self.progress.update(self.task, description="Updating leads")
+        self.progress.update(self.task, description=self.description)
 
     def call(self, work: Callable[[], T]) -> T:
         """``work`` until it is answered; it must be safe to repeat (same Idempotency-Key)."""
@@ -97,11 +138,11 @@ class Sender:
             limit = self.client.rate_limit
             if limit is not None and limit is not self._paced_for and limit.remaining <= 0:
                 self._paced_for = limit
-                self.wait(limit.reset_seconds, "rate limit reached")
+                self.wait(limit.reset_seconds, "rate limit")
             try:
                 return work()
             except RateLimited as exc:
-                self.wait(max(exc.retry_after, 0.1), "rate limited (429)")
+                self.wait(max(exc.retry_after, 0.1), "429 Retry-After")
             except (ServiceUnreachable, ServerError) as exc:
                 now = time.monotonic()
                 failing_since = failing_since or now
@@ -109,8 +150,7 @@ class Sender:
                     raise GaveUp(str(exc)) from None
                 delay = min(0.25 * 2**attempt, 5.0, max(0.1, failing_since + self.retry_for - now))
                 attempt += 1
-                what = "service unreachable" if isinstance(exc, ServiceUnreachable) else "service error"
-                self.wait(delay, f"{what}, retrying")
+                self.wait(delay, "unreachable" if isinstance(exc, ServiceUnreachable) else f"HTTP {exc.status_code}")
             except InvalidInput:
                 raise
             except LeadstoreAPIError as exc:  # refused keys, no such API, ...
@@ -189,7 +229,7 @@ class Run:
                 self.report.writerow([entry.row, entry.identifier, outcome.value, entry.reason])
         if self.report_file is not None:
             self.report_file.flush()
-        self.sender.progress.advance(self.sender.task, len(entries))
+        self.sender.advance(len(entries))
 
     def summary(self) -> str:
         c = self.counts
@@ -275,26 +315,20 @@ def run_file(
         MofNCompleteColumn(),
         RateColumn(),
         TimeElapsedColumn(),
-        TextColumn("•"),
-        TimeRemainingColumn(),
-        TextColumn("left"),
+        TimeLeftColumn(),
     )
-    with Progress(*columns, console=console) as progress:
-        task = progress.add_task("Reading the lead fields", total=None)
-        sender = Sender(client, progress, task, retry_for)
-        try:
-            fields = sender.call(client.get_metadata)
-        except (GaveUp, Stop) as exc:
-            progress.stop()
-            _bad_usage(f"{client.base_url}: {exc}")
-        except LeadstoreAPIError as exc:
-            progress.stop()
-            _bad_usage(f"{client.base_url}: reading the lead fields failed: {exc}")
-        lead_file = LeadFile(path, fields, _search_key(fields, search_by))
-        progress.update(task, description=f"Checking {path.name}")
-        total, repeats = _check(lead_file)
-        out = _open_report(report)
-        progress.update(task, description="Updating leads" if not dry_run else "Checking leads (dry run)", total=total)
+    sender = Sender(client, console, retry_for)
+    try:
+        fields = sender.call(client.get_metadata)
+    except (GaveUp, Stop) as exc:
+        _bad_usage(f"{client.base_url}: {exc}")
+    except LeadstoreAPIError as exc:
+        _bad_usage(f"{client.base_url}: reading the lead fields failed: {exc}")
+    lead_file = LeadFile(path, fields, _search_key(fields, search_by))
+    total, repeats = _check(lead_file)
+    out = _open_report(report)
+    with Progress(*columns, console=console, speed_estimate_period=60) as progress:
+        sender.show(progress, "Dry run" if dry_run else "Updating", total)
         run = Run(sender, lead_file.search_key.schema_name, push, dry_run, batch_size, out)
         status = _send_all(run, lead_file, repeats)
         if out is not None:
@@ -329,7 +363,7 @@ def _send_all(run: Run, lead_file: LeadFile, repeats: dict[int, int]) -> int:
         run.record(in_flight)
         for rest in _rest(groups, f"Not sent: {exc}"):
             run.record(rest)
-        run.sender.progress.stop()
+        run.sender.stop()
         typer.echo(f"error: {exc}", err=True)
         return 2
     failed = run.counts[Outcome.FAILED] + run.counts[Outcome.UNPROCESSED]
