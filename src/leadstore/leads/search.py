@@ -134,6 +134,11 @@ def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
             value = normalize(field_, q.lookup_value, catalog.account.phone_rules)
         except InvalidValue as exc:
             raise InvalidRequest(f"LookupValue: {exc.message}") from None
+        if value is None and operator not in ("=", "<>"):
+            raise InvalidRequest(
+                f"LookupValue is empty, which SqlOperator {operator} cannot compare; "
+                "use = or <> to find leads whose field is empty or not"
+            )
     column = catalog.fields.column(field_)
     query = _scoped(catalog, principal).where(_OPERATORS[operator](column, value))
     table = catalog.fields.table
