@@ -143,7 +143,9 @@ class Sender:
                 return work()
             except RateLimited as exc:
                 self.wait(max(exc.retry_after, 0.1), "429 Retry-After")
-            except (ServiceUnreachable, ServerError) as exc:
+            except (ServiceUnreachable, ServerError, InvalidInput) as exc:
+                if isinstance(exc, InvalidInput) and exc.status_code != 408:
+                    raise  # the call itself is wrong; a 408 (body too slow to arrive) is worth resending
                 now = time.monotonic()
                 failing_since = failing_since or now
                 if now - failing_since >= self.retry_for:
@@ -151,8 +153,6 @@ class Sender:
                 delay = min(0.25 * 2**attempt, 5.0, max(0.1, failing_since + self.retry_for - now))
                 attempt += 1
                 self.wait(delay, "unreachable" if isinstance(exc, ServiceUnreachable) else f"HTTP {exc.status_code}")
-            except InvalidInput:
-                raise
             except LeadstoreAPIError as exc:  # refused keys, no such API, ...
                 raise Stop(str(exc)) from None
 
