@@ -5,12 +5,14 @@ working directory) and exits non-zero with a one-line message on bad input.
 """
 
 import json
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from leadstore import migrate
 from leadstore.catalog import Catalog, parse_setting
@@ -21,7 +23,42 @@ from leadstore.errors import AdminInputError
 from leadstore.users import service as user_service
 from leadstore.users.service import Credentials
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (a missing option, an unknown one) as one line on standard error, like every
+    other error of this command line, instead of click's usage text and a boxed message."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as exc:  # click's exceptions, as typer ships them
+            exit_code = int(getattr(exc, "exit_code", 2))
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `leadstore user`: its help text
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(exit_code)
+            ctx = getattr(exc, "ctx", None)
+            see = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            message = exc.format_message() if hasattr(exc, "format_message") else exc.message
+            typer.echo(f"error: {message}{see}", err=True)
+            sys.exit(exit_code)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="leadstore: a self-hosted lead store that speaks LeadSquared's Lead Management API.",
     no_args_is_help=True,
     add_completion=False,
