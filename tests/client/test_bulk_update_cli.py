@@ -288,6 +288,21 @@ def test_rate_limit_is_honoured(bulk: Any, db: Database, tmp_path: Path) -> None
     assert all(lead["JobTitle"] == "Paced" for lead in stored(db))
 
 
+def test_calls_shrink_when_the_service_takes_fewer_leads(bulk: Any, db: Database, tmp_path: Path) -> None:
+    emails = seed(db, 40)
+    with db.write() as conn:
+        catalog_module.save_setting(conn, "bulk_max_leads", "10")
+    time.sleep(0.5)
+    path = write_csv(tmp_path / "l.csv", ["EmailAddress", "JobTitle"], [[e, "Small"] for e in emails])
+
+    result = bulk(path, "--search-by", "EmailAddress", "--report", tmp_path / "r.csv")
+
+    assert result.exit_code == 0, (tmp_path / "r.csv").read_text()
+    assert result.stdout.strip() == "40 succeeded, 0 failed, 0 unprocessed"
+    assert [int(r["row"]) for r in read_report(tmp_path / "r.csv")] == list(range(1, 41))
+    assert all(lead["JobTitle"] == "Small" for lead in stored(db))
+
+
 class Flaky(httpx.BaseTransport):
     """Passes calls to the server, but loses the first answer to each bulk call (after the
     server applied it), answers 503 or 429 to some, and records every Idempotency-Key."""

@@ -175,8 +175,9 @@ class Run:
     def send(self, entries: list[Entry]) -> None:
         """Decide every entry: one call for up to ``batch_size`` of them."""
         if len(entries) > self.batch_size:
-            for start in range(0, len(entries), self.batch_size):
-                self.send(entries[start : start + self.batch_size])
+            size = self.batch_size  # a part may shrink it further; the parts stay as cut here
+            for start in range(0, len(entries), size):
+                self.send(entries[start : start + size])
             return
         key = str(uuid.uuid4())
         leads = [e.fields or {} for e in entries]
