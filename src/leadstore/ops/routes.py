@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from leadstore.errors import ServiceUnavailable
 from leadstore.ops.metrics import CONTENT_TYPE, Metrics
@@ -66,7 +66,7 @@ async def ready(request: Request) -> Response:
     return json_response({"Status": "Ready", "Checks": results})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics in the text format."""
     registry: Metrics = request.app.state.metrics
