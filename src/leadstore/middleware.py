@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,18 @@ def _too_slow(seconds: float) -> RequestTimeout:
         "with a Content-Length that matches it",
         headers=_CLOSE,
     )
+
+
+def redact_query(query: bytes) -> bytes:
+    """The query string with the value of every ``secretKey`` parameter (any letter case) hidden."""
+    if b"secret" not in query.lower():
+        return query
+    parts = query.split(b"&")
+    for i, part in enumerate(parts):
+        name, sep, _ = part.partition(b"=")
+        if sep and unquote_to_bytes(name.replace(b"+", b" ")).strip().lower() == b"secretkey":
+            parts[i] = name + b"=[REDACTED]"
+    return b"&".join(parts)
 
 
 class RequestContext:
@@ -81,12 +94,17 @@ class RequestContext:
                 message["headers"] = list(message.get("headers", [])) + [h for h in extra if h[0] not in present]
             await send(message)
 
+        # The application reads the keys from its own copy of the scope; the server's copy, which
+        # its access log prints (uvicorn's does, when run as `uvicorn leadstore.asgi:app`), loses
+        # the secret key.
+        app_scope = dict(scope)
+        scope["query_string"] = redact_query(scope.get("query_string", b""))
         try:
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await self._answer(send_with_headers, _too_large())
                 return
-            await self.app(scope, self._limited(receive), send_with_headers)
+            await self.app(app_scope, self._limited(receive), send_with_headers)
         except Exception as exc:
             if not isinstance(exc, LeadstoreError):
                 error_log.exception("unexpected error", extra={"request_id": request_id})
