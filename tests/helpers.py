@@ -32,11 +32,14 @@ class LiveServer:
 
     @classmethod
     @contextmanager
-    def start(cls, settings: Settings) -> Iterator["LiveServer"]:
+    def start(cls, settings: Settings, **uvicorn_options: Any) -> Iterator["LiveServer"]:
+        """``uvicorn_options`` go to ``uvicorn.Config`` (e.g. ``ssl_certfile`` for HTTPS)."""
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            create_app(settings), log_config=None, access_log=False, lifespan="on", **uvicorn_options
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()
