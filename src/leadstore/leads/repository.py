@@ -33,18 +33,29 @@ def find(
     *,
     lock: bool = False,
 ) -> list[Mapping[str, Any]]:
-    """The leads whose ``column`` holds one of ``values``, within the caller's scope.
+    """The leads whose ``column`` holds one of ``values``, within the caller's scope, as the
+    driver returns them (on SQLite, date-times are the stored text).
 
     With ``lock`` the rows stay locked until the transaction ends (PostgreSQL; SQLite has one
     writer anyway), in id order so that two calls over the same leads cannot deadlock.
     """
-    query = select(table).where(table.c[column].in_(sorted(set(values), key=str))).order_by(table.c.auto_id)
-    scope = scope_filter(table, principal)
-    if scope is not None:
-        query = query.where(scope)
-    if lock:
-        query = query.with_for_update()
-    return [dict(row) for row in conn.execute(query).mappings()]
+    values = sorted(set(values), key=str)
+    owners = principal.lead_owners
+    if not values or (owners is not None and not owners):
+        return []
+    # Driver SQL: this lookup is on the bulk update's hot path (see apply_updates).
+    sql = _DriverSql(conn)
+    names = [c.name for c in table.columns]
+    where = f"{sql.quote(column)} IN ({', '.join([sql.mark] * len(values))})"
+    params: list[Any] = list(values)
+    if owners is not None:
+        where += f" AND owner_id IN ({', '.join([sql.mark] * len(owners))})"
+        params.extend(sorted(owners))
+    statement = (
+        f"SELECT {', '.join(sql.quote(n) for n in names)} FROM {sql.quote(table.name)} "
+        f"WHERE {where} ORDER BY auto_id{sql.for_update if lock else ''}"
+    )
+    return [dict(zip(names, row, strict=True)) for row in conn.exec_driver_sql(statement, tuple(params))]
 
 
 def insert_lead(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
@@ -107,13 +118,15 @@ def apply_updates(
 
 class _DriverSql:
     """The dialect's spelling of what raw statements need: a parameter mark, a quoted column
-    name, a datetime parameter."""
+    name, a row lock, a datetime parameter."""
 
     def __init__(self, conn: Connection) -> None:
         dialect = conn.dialect
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.quote = dialect.identifier_preparer.quote
-        self._datetime = DateTime().bind_processor(dialect)
+        # SQLite has no row locks (and needs none: it has one writer).
+        self.for_update = "" if dialect.name == "sqlite" else " FOR UPDATE"
+        self._datetime = DateTime().dialect_impl(dialect).bind_processor(dialect)
 
     def datetime(self, moment: datetime) -> Any:
         return moment if self._datetime is None else self._datetime(moment)
