@@ -117,3 +117,21 @@ class TestEmailKey:
         failed = items(answer, "FailedLeads")[0]
         assert (failed["ReasonCode"], failed["Reason"]) == ("DUPLICATE_VALUE", "A Lead with same Email already exists.")
         assert api.lead(other)["EmailAddress"] == "other@example.com"
+
+
+class TestOtherKeys:
+    def test_prospect_auto_id_finds_leads(self, api: Api, sam: str) -> None:
+        auto_id = api.lead(sam)["ProspectAutoId"]
+        answer = call(
+            api, [{"ProspectAutoId": auto_id, "FirstName": "ByAutoId"}, {"ProspectAutoId": "999"}], "prospectautoid"
+        )
+        assert answer["Details"]["SuccessfulLeads"] == [
+            {"Identifier": "ProspectAutoId", "IdentifierValue": auto_id, "Index": 0}
+        ]
+        assert items(answer, "UnProcessedLeads")[0]["Index"] == 1
+        assert api.lead(sam)["FirstName"] == "ByAutoId"
+
+    def test_a_prospect_id_key_is_not_written(self, api: Api, db: Database, sam: str) -> None:
+        answer = call(api, [{"ProspectID": f" {sam} ", "FirstName": "Trimmed"}], "ProspectId")
+        assert answer["Status"]["SuccessCount"] == 1
+        assert api.lead(sam)["FirstName"] == "Trimmed"
