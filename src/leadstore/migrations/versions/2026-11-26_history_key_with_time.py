@@ -50,4 +50,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The old key holds one change per lead, request id and field: keep the latest of each.
+    op.execute(
+        "DELETE FROM lead_changes WHERE EXISTS (SELECT 1 FROM lead_changes later "
+        "WHERE later.lead_id = lead_changes.lead_id AND later.request_id = lead_changes.request_id "
+        "AND later.field = lead_changes.field AND later.changed_at > lead_changes.changed_at)"
+    )
     _rekey(["lead_id", "request_id", "field"])
