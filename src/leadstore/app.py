@@ -37,12 +37,19 @@ def _limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
 
 async def _keep_catalog_fresh(state: AppState) -> None:
     """Reload fields, settings and principals soon after an administrator changes them."""
+    failing = False
     while True:
         await asyncio.sleep(state.settings.catalog_refresh_seconds)
         try:
             await run_in_threadpool(state.catalog.refresh)
-        except Exception:
-            log.warning("could not check the catalog for changes; will retry", exc_info=True)
+        except Exception as exc:
+            if not failing:  # once per outage, not every poll
+                log.warning("cannot check the catalog for changes (%s); retrying", type(exc).__name__)
+            failing = True
+        else:
+            if failing:
+                log.info("catalog checks work again")
+            failing = False
 
 
 def create_app(settings: Settings) -> FastAPI:

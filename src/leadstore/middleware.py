@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadstore.errors import LeadstoreError, PayloadTooLarge, RequestTimeout, envelope, unexpected_error
@@ -80,6 +81,10 @@ class RequestContext:
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
+                # The route the application matched, for the metrics outside (the application
+                # works on its own copy of the scope, below).
+                if "route" in app_scope:
+                    scope["route"] = app_scope["route"]
                 response_started = True
                 status = message["status"]
                 extra = [(b"x-request-id", request_id.encode())]
@@ -106,7 +111,10 @@ class RequestContext:
                 return
             await self.app(app_scope, self._limited(receive), send_with_headers)
         except Exception as exc:
-            if not isinstance(exc, LeadstoreError):
+            if isinstance(exc, OperationalError):
+                # The database is unreachable: one line per call, not a traceback each.
+                error_log.warning("database unavailable: %s", type(exc.orig).__name__, extra={"request_id": request_id})
+            elif not isinstance(exc, LeadstoreError):
                 error_log.exception("unexpected error", extra={"request_id": request_id})
             if not response_started:
                 known = exc if isinstance(exc, LeadstoreError) else unexpected_error(exc, request_id)
