@@ -19,11 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select, text
 
 from leadstore.db import Database
 from leadstore.models import LeadChange
 from tests.helpers import LM, Api, LiveServer, add_field
+
+pytestmark = pytest.mark.slow
 
 CLIENTS = 8
 SECONDS = 3.0
