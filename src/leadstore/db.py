@@ -7,7 +7,7 @@ SQLite has one writer. Write transactions take an in-process lock and then ``BEG
 so writers queue on a cheap lock rather than in SQLite's sleeping busy handler, and a reader
 never upgrades to a writer half-way (which could deadlock). Reads use plain ``BEGIN`` and run
 beside the writer thanks to WAL. The bulk update's writes go through ``transact``, which on
-SQLite hands them to one writer thread that commits many calls at once (``group_commit``).
+SQLite runs them on the event loop, many calls to a commit (``group_commit``).
 """
 
 import asyncio
@@ -42,10 +42,12 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
         self.is_sqlite = settings.is_sqlite
-        self._write_lock = threading.Lock() if self.is_sqlite else None
-        self._committer = GroupCommitter(self.write) if self.is_sqlite else None
+        self._write_lock: threading.Lock | None = None
+        self._committer: GroupCommitter | None = None
         if self.is_sqlite:
             self.engine = _sqlite_engine(settings)
+            self._write_lock = threading.Lock()
+            self._committer = GroupCommitter(self._immediate, self._write_lock)
         else:
             self.engine = create_engine(
                 self.url,
@@ -65,36 +67,40 @@ class Database:
     def write(self, *, dry_run: bool = False) -> Iterator[Connection]:
         """A transaction that commits when the block ends without an exception (a dry run
         rolls back instead)."""
-        with self._writer_turn(), self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn.execution_options(sqlite_immediate=True)
-            with conn.begin() as tx:
-                yield conn
-                if dry_run:
-                    tx.rollback()
+        with self._writer_turn(), self._immediate() as conn, conn.begin() as tx:
+            yield conn
+            if dry_run:
+                tx.rollback()
+
+    def _immediate(self) -> Connection:
+        """A connection whose transactions take SQLite's write lock at BEGIN."""
+        conn = self.engine.connect()
+        if self.is_sqlite:
+            conn.execution_options(sqlite_immediate=True)
+        return conn
 
     def _writer_turn(self) -> AbstractContextManager[object]:
         return self._write_lock if self._write_lock is not None else nullcontext()
 
     def transact(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
-        """Run ``work`` in a write transaction of its own (SQLite: a savepoint of a group commit)
-        and return its result once committed."""
-        if self._committer is not None:
-            result: T = self._committer.submit(work, dry_run).result()
+        """Run ``work`` in a write transaction of its own and return its result once committed.
+        From a worker thread of a running server, SQLite's writes join the loop's group commit."""
+        loop = self._committer.loop if self._committer is not None else None
+        if self._committer is not None and loop is not None and loop.is_running():
+            coroutine = self._committer.submit(work, dry_run)
+            result: T = asyncio.run_coroutine_threadsafe(coroutine, loop).result()
             return result
         with self.write(dry_run=dry_run) as conn:
             return work(conn)
 
     async def transact_async(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
-        """``transact`` for the event loop, holding no worker thread while it waits."""
+        """``transact`` for the event loop (SQLite: a savepoint of a group commit)."""
         if self._committer is not None:
-            result: T = await asyncio.wrap_future(self._committer.submit(work, dry_run))
+            result: T = await self._committer.submit(work, dry_run)
             return result
         return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
 
     def dispose(self) -> None:
-        if self._committer is not None:
-            self._committer.close()
         self.engine.dispose()
 
 
