@@ -86,9 +86,22 @@ def _recreate(url: str) -> None:
 def _rows(start: int, stop: int, owner: str, now: datetime):  # type: ignore[no-untyped-def]
     for i in range(start, stop):
         yield (
-            str(uuid.UUID(int=i + 1)), f"First{i}", f"Last{i}", email(i), f"+91-9{i:09d}",
-            "Acme", "Prospect", float(i % 100), owner, owner, now, owner, now,
-            f"City{i % 50}", f"CODE{i}", f"TAX{i}",
+            str(uuid.UUID(int=i + 1)),
+            f"First{i}",
+            f"Last{i}",
+            email(i),
+            f"+91-9{i:09d}",
+            "Acme",
+            "Prospect",
+            float(i % 100),
+            owner,
+            owner,
+            now,
+            owner,
+            now,
+            f"City{i % 50}",
+            f"CODE{i}",
+            f"TAX{i}",
         )
 
 

@@ -26,7 +26,9 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
         conn.execute("PRAGMA synchronous=FULL")
         placeholder, begin, lock = "?", "BEGIN IMMEDIATE", ""
     else:
-        conn = psycopg.connect(host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database, autocommit=True)  # type: ignore[assignment]
+        conn = psycopg.connect(
+            host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database, autocommit=True
+        )  # type: ignore[assignment]
         placeholder, begin, lock = "%s", "BEGIN", " FOR UPDATE"
     rng = random.Random(1)
     calls, counter = 0, 0
@@ -48,7 +50,8 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
         rows = cursor.fetchall()
         sets = ", ".join(f"{f} = {placeholder}" for f in FIELDS)
         cursor.executemany(
-            f"UPDATE leads SET {sets}, modified_on = {placeholder}, modified_by = {placeholder} WHERE auto_id = {placeholder}",
+            f"UPDATE leads SET {sets}, modified_on = {placeholder}, modified_by = {placeholder} "
+            f"WHERE auto_id = {placeholder}",
             [(f"{tag}a", f"{tag}b", f"{tag}c", f"{tag}d", now, user_id, row[0]) for row in rows],
         )
         request_id = uuid.uuid4().hex

@@ -72,7 +72,10 @@ def wrk(url: str, leads: int, seconds: float, connections: int, delay_ms: float 
     env = {**os.environ, "BENCH_LEADS": str(leads), "BENCH_DELAY_MS": str(int(delay_ms))}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(LUA), url],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -91,7 +94,12 @@ def check_one_call(base: str, params: dict[str, str], leads: int) -> None:
     body = {
         "SearchByKey": "EmailAddress",
         "LeadPropertiesList": [
-            {"Fields": [{"Attribute": "EmailAddress", "Value": email(k)}, {"Attribute": "JobTitle", "Value": f"check{time.time()}"}]}
+            {
+                "Fields": [
+                    {"Attribute": "EmailAddress", "Value": email(k)},
+                    {"Attribute": "JobTitle", "Value": f"check{time.time()}"},
+                ]
+            }
             for k in range(25)
         ],
     }
@@ -156,7 +164,9 @@ def main() -> None:
         for database in args.databases.split(",")
         for size in args.sizes.split(",")
     ]
-    header = f"{'database':<11}{'leads':>10}{'raw/s':>9}{'service/s':>11}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}"
+    header = (
+        f"{'database':<11}{'leads':>10}{'raw/s':>9}{'service/s':>11}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}"
+    )
     print(header)
     for r in rows:
         print(

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from leadstore.db import Database
-from leadstore.fields.model import DataType, Field
+from leadstore.fields.model import SYSTEM_FIELDS, DataType, Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import PhoneRules
 from leadstore.models import AccountSetting, CatalogRevision, CustomField
@@ -112,8 +112,22 @@ def bump_revision(conn: Connection) -> None:
     conn.execute(update(CatalogRevision).where(CatalogRevision.id == 1).values(revision=CatalogRevision.revision + 1))
 
 
+@dataclass(frozen=True)
+class CatalogSnapshot:
+    """The catalog as one call sees it from start to end. A call reads fields and settings
+    through its snapshot only, so a field added meanwhile cannot mix two versions of the lead
+    table in one query."""
+
+    db: Database
+    fields: FieldRegistry
+    account: AccountSettings
+
+
 class Catalog:
     """This process's copy of the fields and settings, replaced whole when the revision moves."""
+
+    def snapshot(self) -> CatalogSnapshot:
+        return CatalogSnapshot(self.db, self.fields, self.account)
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -127,7 +141,9 @@ class Catalog:
             revision = current_revision(conn)
             if revision == self.revision:
                 return False
-            self.fields = FieldRegistry.build(load_custom_fields(conn))
+            custom = tuple(load_custom_fields(conn))
+            if custom != self.fields.fields[len(SYSTEM_FIELDS) :]:  # keep the table unless fields changed
+                self.fields = FieldRegistry.build(custom)
             self.account = load_account_settings(conn)
             self.revision = revision
             return True

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadstore.auth.principal import Principal
-from leadstore.catalog import Catalog
+from leadstore.catalog import CatalogSnapshot
 from leadstore.db import Database
 from leadstore.errors import InvalidRequest
 from leadstore.fields.model import Field
@@ -132,7 +132,7 @@ class BulkUpdate:
     the transaction before it commits (the idempotency store uses it)."""
 
     def __init__(
-        self, db: Database, catalog: Catalog, principal: Principal, request: BulkRequest, request_id: str
+        self, db: Database, catalog: CatalogSnapshot, principal: Principal, request: BulkRequest, request_id: str
     ) -> None:
         self.db = db
         self.registry = catalog.fields

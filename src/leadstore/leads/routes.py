@@ -64,7 +64,7 @@ async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response
     raw = await request.body()
     body = await read_json(request)
     parsed = bulk.parse_request(body, state.catalog.account.bulk_max_leads)
-    work = bulk.BulkUpdate(state.db, state.catalog, principal, parsed, request.state.request_id)
+    work = bulk.BulkUpdate(state.db, state.catalog.snapshot(), principal, parsed, request.state.request_id)
     key = request.headers.get("idempotency-key")
     metrics = request.app.state.metrics
     if not key or parsed.dry_run:
@@ -96,7 +96,9 @@ async def _pairs(request: Request) -> list[tuple[str, Any]]:
 async def create_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Create a lead from Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await run_in_threadpool(service.create, state.catalog, principal, pairs, request.state.request_id)
+    lead_id = await run_in_threadpool(
+        service.create, state.catalog.snapshot(), principal, pairs, request.state.request_id
+    )
     return json_response({"Status": "Success", "Message": {"Id": lead_id}})
 
 
@@ -105,7 +107,9 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
     """Update the lead `leadId` with Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
     lead_id = query_param(request, "leadId")
-    rows = await run_in_threadpool(service.update, state.catalog, principal, lead_id, pairs, request.state.request_id)
+    rows = await run_in_threadpool(
+        service.update, state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id
+    )
     return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
 
 
@@ -117,7 +121,7 @@ async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -
     """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
     state, pairs = app_state(request), await _pairs(request)
     lead_id = await run_in_threadpool(
-        service.create_or_update, state.catalog, principal, pairs, request.state.request_id
+        service.create_or_update, state.catalog.snapshot(), principal, pairs, request.state.request_id
     )
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
 
@@ -127,7 +131,7 @@ async def get_by_id(request: Request, principal: CurrentPrincipal) -> Response:
     """The lead with ProspectId `id`: an array of 0 or 1 lead."""
     state = app_state(request)
     return json_response(
-        await run_in_threadpool(search.get_by_id, state.catalog, principal, query_param(request, "id"))
+        await run_in_threadpool(search.get_by_id, state.catalog.snapshot(), principal, query_param(request, "id"))
     )
 
 
@@ -135,21 +139,21 @@ async def get_by_id(request: Request, principal: CurrentPrincipal) -> Response:
 async def get_by_email(request: Request, principal: CurrentPrincipal) -> Response:
     """The lead with email address `emailaddress` (case-insensitive)."""
     state, email = app_state(request), query_param(request, "emailaddress")
-    return json_response(await run_in_threadpool(search.get_by_email, state.catalog, principal, email))
+    return json_response(await run_in_threadpool(search.get_by_email, state.catalog.snapshot(), principal, email))
 
 
 @router.get("/RetrieveLeadByPhoneNumber")
 async def get_by_phone(request: Request, principal: CurrentPrincipal) -> Response:
     """Leads whose Phone or Mobile is `phone`."""
     state, phone = app_state(request), query_param(request, "phone")
-    return json_response(await run_in_threadpool(search.get_by_phone, state.catalog, principal, phone))
+    return json_response(await run_in_threadpool(search.get_by_phone, state.catalog.snapshot(), principal, phone))
 
 
 @router.get("/Leads.GetByQuickSearch")
 async def quick_search(request: Request, principal: CurrentPrincipal) -> Response:
     """Leads whose first or last name, email, phone or company starts with `key` (at most 100)."""
     state, key = app_state(request), query_param(request, "key")
-    return json_response(await run_in_threadpool(search.quick_search, state.catalog, principal, key))
+    return json_response(await run_in_threadpool(search.quick_search, state.catalog.snapshot(), principal, key))
 
 
 @router.post("/Leads.Get", openapi_extra=_body_schema(LeadsGetRequest))
@@ -172,14 +176,14 @@ async def get_leads(request: Request, principal: CurrentPrincipal) -> Response:
         page_index=body.Paging.PageIndex if body.Paging else 1,
         page_size=body.Paging.PageSize if body.Paging else 100,
     )
-    return json_response(await run_in_threadpool(search.search, state.catalog, principal, query))
+    return json_response(await run_in_threadpool(search.search, state.catalog.snapshot(), principal, query))
 
 
 @router.get("/LeadsMetaData.Get")
 async def metadata(request: Request, principal: CurrentPrincipal) -> Response:
     """The lead fields the caller may read, with type, flags, max length and options."""
     state = app_state(request)
-    return json_response(search.metadata(state.catalog, principal, query_param(request, "schemaName")))
+    return json_response(search.metadata(state.catalog.snapshot(), principal, query_param(request, "schemaName")))
 
 
 @router.get("/Lead.ChangeHistory")
@@ -187,4 +191,4 @@ async def change_history(request: Request, principal: CurrentPrincipal) -> Respo
     """(leadstore) The recorded changes of lead `leadId`, newest first: field, old and new value,
     who, when (UTC) and the request id."""
     state, lead_id = app_state(request), query_param(request, "leadId")
-    return json_response(await run_in_threadpool(search.change_history, state.catalog, principal, lead_id))
+    return json_response(await run_in_threadpool(search.change_history, state.catalog.snapshot(), principal, lead_id))

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 
 from leadstore.auth.principal import Principal
-from leadstore.catalog import Catalog
+from leadstore.catalog import CatalogSnapshot
 from leadstore.errors import InvalidRequest, LeadNotFound
 from leadstore.fields.model import Field
 from leadstore.fields.registry import read_name
@@ -34,20 +34,20 @@ _OPERATORS = {
 }
 
 
-def _scoped(catalog: Catalog, principal: Principal) -> Select[Any]:
+def _scoped(catalog: CatalogSnapshot, principal: Principal) -> Select[Any]:
     table = catalog.fields.table
     query = select(table)
     scope = repo.scope_filter(table, principal)
     return query if scope is None else query.where(scope)
 
 
-def _run(catalog: Catalog, principal: Principal, query: Select[Any]) -> list[Lead]:
+def _run(catalog: CatalogSnapshot, principal: Principal, query: Select[Any]) -> list[Lead]:
     with catalog.db.read() as conn:
         rows = conn.execute(query).mappings().all()
     return [lead_to_wire(catalog.fields, principal, row) for row in rows]
 
 
-def _by_value(catalog: Catalog, principal: Principal, names: Sequence[str], raw: str | None) -> list[Lead]:
+def _by_value(catalog: CatalogSnapshot, principal: Principal, names: Sequence[str], raw: str | None) -> list[Lead]:
     """Leads whose unique field ``names`` (any of them) hold ``raw``, normalised as that field is.
 
     One query per field: each is a lookup in that field's unique index, where ``a = ? OR b = ?``
@@ -70,19 +70,19 @@ def _by_value(catalog: Catalog, principal: Principal, names: Sequence[str], raw:
     return [lead_to_wire(catalog.fields, principal, row) for row in rows]
 
 
-def get_by_id(catalog: Catalog, principal: Principal, prospect_id: str | None) -> list[Lead]:
+def get_by_id(catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None) -> list[Lead]:
     return _by_value(catalog, principal, ["ProspectId"], prospect_id)
 
 
-def get_by_email(catalog: Catalog, principal: Principal, email: str | None) -> list[Lead]:
+def get_by_email(catalog: CatalogSnapshot, principal: Principal, email: str | None) -> list[Lead]:
     return _by_value(catalog, principal, ["EmailAddress"], email)
 
 
-def get_by_phone(catalog: Catalog, principal: Principal, phone: str | None) -> list[Lead]:
+def get_by_phone(catalog: CatalogSnapshot, principal: Principal, phone: str | None) -> list[Lead]:
     return _by_value(catalog, principal, ["Phone", "Mobile"], phone)
 
 
-def quick_search(catalog: Catalog, principal: Principal, key: str | None) -> list[Lead]:
+def quick_search(catalog: CatalogSnapshot, principal: Principal, key: str | None) -> list[Lead]:
     """Leads whose name, email, phone or company starts with ``key``, in any letter case."""
     key = (key or "").strip()
     if not key:
@@ -111,14 +111,14 @@ class LeadQuery:
     page_size: int = 100
 
 
-def _readable(catalog: Catalog, principal: Principal, name: str, role: str) -> Field:
+def _readable(catalog: CatalogSnapshot, principal: Principal, name: str, role: str) -> Field:
     field_ = catalog.fields.get(name)
     if field_ is None or not principal.can_read(field_):
         raise InvalidRequest(f"{role} {name!r} is not a lead field; see LeadsMetaData.Get for the schema names")
     return field_
 
 
-def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
+def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list[Lead]:
     """Leads.Get: one condition, optional sorting, paging from 1, selected columns."""
     field_ = _readable(catalog, principal, q.lookup_name, "LookupName")
     operator = q.operator.strip().upper()
@@ -156,7 +156,7 @@ def search(catalog: Catalog, principal: Principal, q: LeadQuery) -> list[Lead]:
     return leads
 
 
-def metadata(catalog: Catalog, principal: Principal, schema_name: str | None) -> list[dict[str, Any]]:
+def metadata(catalog: CatalogSnapshot, principal: Principal, schema_name: str | None) -> list[dict[str, Any]]:
     fields = [f for f in catalog.fields.fields if principal.can_read(f)]
     if schema_name:
         fields = [f for f in fields if f.key == schema_name.strip().lower()]
@@ -175,7 +175,7 @@ def metadata(catalog: Catalog, principal: Principal, schema_name: str | None) ->
 
 
 def change_history(
-    catalog: Catalog, principal: Principal, prospect_id: str | None, limit: int = 1000
+    catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """The lead's recorded changes, newest first; fields the caller may not read are left out."""
     table = catalog.fields.table

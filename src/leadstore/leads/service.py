@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from leadstore.auth.principal import Principal
-from leadstore.catalog import Catalog
+from leadstore.catalog import CatalogSnapshot
 from leadstore.errors import (
     DuplicateEntry,
     InvalidFieldValue,
@@ -46,7 +46,7 @@ _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
 }
 
 
-def _values(catalog: Catalog, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
+def _values(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
     try:
         return parse_fields(catalog.fields, principal, pairs, catalog.account.phone_rules)
     except FieldRejected as exc:
@@ -57,7 +57,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _check_references(conn: Connection, catalog: Catalog, lead_id: int | None, values: Mapping[Field, Any]) -> None:
+def _check_references(
+    conn: Connection, catalog: CatalogSnapshot, lead_id: int | None, values: Mapping[Field, Any]
+) -> None:
     taken = UniqueClaims(conn, catalog.fields, [values]).conflict(lead_id, values)
     if taken is not None:
         raise DuplicateEntry(duplicate_message(taken))
@@ -65,7 +67,7 @@ def _check_references(conn: Connection, catalog: Catalog, lead_id: int | None, v
         raise InvalidFieldValue("OwnerId must be the id of a user")
 
 
-def create(catalog: Catalog, principal: Principal, pairs: Pairs, request_id: str) -> str:
+def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Create a lead; returns its ProspectId."""
     values = _values(catalog, principal, pairs)
     missing = [f.schema_name for f in catalog.fields.fields if f.is_mandatory and values.get(f) is None]
@@ -75,7 +77,9 @@ def create(catalog: Catalog, principal: Principal, pairs: Pairs, request_id: str
         return _insert(conn, catalog, principal, values, request_id)
 
 
-def _insert(conn: Connection, catalog: Catalog, principal: Principal, values: dict[Field, Any], request_id: str) -> str:
+def _insert(
+    conn: Connection, catalog: CatalogSnapshot, principal: Principal, values: dict[Field, Any], request_id: str
+) -> str:
     owner = catalog.fields.get("OwnerId")
     if owner is not None and values.get(owner) is None:
         values[owner] = principal.user_id
@@ -97,7 +101,9 @@ def _insert(conn: Connection, catalog: Catalog, principal: Principal, values: di
     return prospect_id
 
 
-def update(catalog: Catalog, principal: Principal, prospect_id: str | None, pairs: Pairs, request_id: str) -> int:
+def update(
+    catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None, pairs: Pairs, request_id: str
+) -> int:
     """Update the lead ``prospect_id``; returns the number of leads affected (1)."""
     if not prospect_id:
         raise MandatoryAttributeMissing("leadId is missing: pass the lead's ProspectId as ?leadId=")
@@ -112,7 +118,7 @@ def update(catalog: Catalog, principal: Principal, prospect_id: str | None, pair
 
 def _update(
     conn: Connection,
-    catalog: Catalog,
+    catalog: CatalogSnapshot,
     principal: Principal,
     row: Mapping[str, Any],
     values: Mapping[Field, Any],
@@ -126,7 +132,7 @@ def _update(
     repo.apply_updates(conn, catalog.fields.table, [update], principal.user_id, request_id, _now())
 
 
-def create_or_update(catalog: Catalog, principal: Principal, pairs: Pairs, request_id: str) -> str:
+def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Update the lead found by ``SearchBy`` (default: EmailAddress, then Phone), or create it."""
     search_by = [value for attribute, value in pairs if attribute.lower() == "searchby"]
     pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
@@ -142,7 +148,9 @@ def create_or_update(catalog: Catalog, principal: Principal, pairs: Pairs, reque
         return str(rows[0]["prospect_id"])
 
 
-def _search_key(catalog: Catalog, principal: Principal, name: str | None, values: Mapping[Field, Any]) -> Field | None:
+def _search_key(
+    catalog: CatalogSnapshot, principal: Principal, name: str | None, values: Mapping[Field, Any]
+) -> Field | None:
     if name:
         field_ = catalog.fields.get(name)
         if field_ is None or not field_.is_unique or not principal.can_read(field_):
