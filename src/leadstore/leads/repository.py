@@ -9,7 +9,7 @@ from sqlalchemy import Connection, DateTime, RowMapping, Table, false, insert, s
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
-from leadstore.fields.model import Field
+from leadstore.fields.model import DataType, Field
 from leadstore.fields.validation import to_wire
 from leadstore.models import LeadChange
 
@@ -78,42 +78,80 @@ def apply_updates(
     request_id: str,
     now: datetime,
 ) -> None:
-    """Write the changes and one history row per changed field: one UPDATE statement per set
-    of changed columns (executemany) and one INSERT for all history rows.
+    """Write the changes and one history row per changed field, set-based: one UPDATE per set
+    of changed columns and one INSERT for all history rows, whatever the number of leads.
 
-    This is the hot path of the bulk update, so the statements go to the driver as SQL text
-    with positional parameters, skipping SQLAlchemy's per-row parameter processing (a fifth of
-    a call's CPU). Column names come from the field registry, quoted by the dialect."""
-    sql = _DriverSql(conn)
-    stamp = sql.datetime(now)
-    by_columns: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-    history: list[tuple[Any, ...]] = []
+    This is the hot path of the bulk update, so the statements go to the driver as SQL text,
+    skipping SQLAlchemy's per-row parameter processing (a fifth of a call's CPU). SQLite takes
+    them as executemany (a C loop); PostgreSQL takes each as one statement over arrays, which
+    saves psycopg's per-row pipeline work and the server a parse per row. Column names come
+    from the field registry, quoted by the dialect."""
+    by_fields: dict[tuple[Field, ...], list[LeadUpdate]] = {}
     for item in updates:
-        fields = sorted(item.new, key=lambda f: f.column)
-        columns = tuple(f.column for f in fields)
-        by_columns.setdefault(columns, []).append((*(item.new[f] for f in fields), stamp, user_id, item.lead_id))
-        history.extend(
-            (
-                item.lead_id,
-                request_id,
-                f.schema_name,
-                to_wire(f, item.old.get(f.column)),
-                to_wire(f, item.new[f]),
-                user_id,
-                stamp,
-            )
-            for f in fields
-        )
-    for columns, rows in by_columns.items():
-        assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in (*columns, "modified_on", "modified_by"))
-        conn.exec_driver_sql(f"UPDATE {sql.quote(table.name)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
+        by_fields.setdefault(tuple(sorted(item.new, key=lambda f: f.column)), []).append(item)
+    history = [
+        (item.lead_id, f.schema_name, to_wire(f, item.old.get(f.column)), to_wire(f, value))
+        for item in updates
+        for f, value in item.new.items()
+    ]
+    sql = _DriverSql(conn)
+    write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
+    write(conn, sql, table.name, by_fields, history, (request_id, user_id, sql.datetime(now)))
+
+
+_HISTORY_COLUMNS = "lead_id, request_id, field, old_value, new_value, changed_by, changed_at"
+
+
+def _write_rows(
+    conn: Connection,
+    sql: "_DriverSql",
+    table: str,
+    by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
+    history: list[tuple[Any, ...]],
+    stamp: tuple[str, str, Any],
+) -> None:
+    request_id, user_id, now = stamp
+    for fields, items in by_fields.items():
+        columns = [*(f.column for f in fields), "modified_on", "modified_by"]
+        assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in columns)
+        rows = [(*(item.new[f] for f in fields), now, user_id, item.lead_id) for item in items]
+        conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
     if history:
-        marks = ", ".join([sql.mark] * 7)
+        rows = [(lead, request_id, field, old, new, user_id, now) for lead, field, old, new in history]
         conn.exec_driver_sql(
-            "INSERT INTO lead_changes (lead_id, request_id, field, old_value, new_value, changed_by, changed_at) "
-            f"VALUES ({marks})",
-            history,
+            f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) VALUES ({', '.join([sql.mark] * 7)})", rows
         )
+
+
+def _write_arrays(
+    conn: Connection,
+    sql: "_DriverSql",
+    table: str,
+    by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
+    history: list[tuple[Any, ...]],
+    stamp: tuple[str, str, Any],
+) -> None:
+    request_id, user_id, now = stamp
+    for fields, items in by_fields.items():
+        assignments = ", ".join(f"{sql.quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
+        arrays = ", ".join(f"%s::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
+        names = ", ".join(f"v{i}" for i in range(len(fields)))
+        params = [[item.new[f] for item in items] for f in fields]
+        conn.exec_driver_sql(
+            f"UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s "
+            f"FROM unnest(%s::integer[], {arrays}) AS v(lead_id, {names}) WHERE auto_id = v.lead_id",
+            (now, user_id, [item.lead_id for item in items], *params),
+        )
+    if history:
+        leads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
+        conn.exec_driver_sql(
+            f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT h.l, %s, h.f, h.o, h.n, %s, %s "
+            "FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[]) AS h(l, f, o, n)",
+            (request_id, user_id, now, leads, fields_, olds, news),
+        )
+
+
+_PG_ARRAY = {False: "text[]", True: "float8[]"}
 
 
 class _DriverSql:
