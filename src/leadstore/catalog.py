@@ -142,7 +142,8 @@ class Catalog:
             if revision == self.revision:
                 return False
             custom = tuple(load_custom_fields(conn))
-            if custom != self.fields.fields[len(SYSTEM_FIELDS) :]:  # keep the table unless fields changed
+            known = self.fields.fields[len(SYSTEM_FIELDS) :]
+            if [f.definition() for f in custom] != [f.definition() for f in known]:  # else keep the table
                 self.fields = FieldRegistry.build(custom)
             self.account = load_account_settings(conn)
             self.revision = revision

@@ -95,14 +95,20 @@ class GroupCommitter:
 
 
 def _run_in_savepoint(conn: Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
-    savepoint = conn.begin_nested()
+    # Plain SQL savepoints: SQLAlchemy's nested-transaction bookkeeping cost a tenth of a call.
+    conn.exec_driver_sql("SAVEPOINT job")
     try:
         value = job.work(conn)
     except Exception as exc:
-        savepoint.rollback()
+        _undo(conn)
         return job, None, exc
     if job.dry_run:
-        savepoint.rollback()
+        _undo(conn)
     else:
-        savepoint.commit()
+        conn.exec_driver_sql("RELEASE SAVEPOINT job")
     return job, value, None
+
+
+def _undo(conn: Connection) -> None:
+    conn.exec_driver_sql("ROLLBACK TO SAVEPOINT job")
+    conn.exec_driver_sql("RELEASE SAVEPOINT job")

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 
 
@@ -23,8 +24,11 @@ TEXT_MAX_LENGTH = 4000
 CUSTOM_NAME = re.compile(r"^mx_[A-Za-z][A-Za-z0-9_]{0,59}$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Field:
+    """A lead field. Fields key the per-call dictionaries of the bulk update's hot path, so they
+    compare and hash by identity (one object per field per registry), not by value."""
+
     schema_name: str
     column: str
     data_type: DataType
@@ -35,19 +39,31 @@ class Field:
     options: tuple[str, ...] = ()
     # Set by the server (ids, audit columns); never written by a caller.
     server_managed: bool = False
+    # Derived once, read on every write: the case-insensitive name callers may use, and the
+    # length limit that applies (max_length, else the type's default).
+    key: str = dataclass_field(init=False, repr=False)
+    effective_max_length: int | None = dataclass_field(init=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        """The case-insensitive name callers may use for this field."""
-        return self.schema_name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.schema_name.lower())
+        limit = self.max_length
+        if limit is None and self.data_type in (DataType.TEXT, DataType.EMAIL, DataType.WEBSITE):
+            limit = TEXT_DEFAULT_MAX_LENGTH if self.data_type == DataType.TEXT else TEXT_MAX_LENGTH
+        object.__setattr__(self, "effective_max_length", limit)
 
-    @property
-    def effective_max_length(self) -> int | None:
-        if self.max_length is not None:
-            return self.max_length
-        if self.data_type in (DataType.TEXT, DataType.EMAIL, DataType.WEBSITE):
-            return TEXT_DEFAULT_MAX_LENGTH if self.data_type == DataType.TEXT else TEXT_MAX_LENGTH
-        return None
+    def definition(self) -> tuple[object, ...]:
+        """What the field is, for telling whether a field changed."""
+        return (
+            self.schema_name,
+            self.column,
+            self.data_type,
+            self.display_name,
+            self.is_unique,
+            self.is_mandatory,
+            self.max_length,
+            self.options,
+            self.server_managed,
+        )
 
 
 def _system(schema: str, column: str, data_type: DataType, **kw: object) -> Field:

@@ -212,8 +212,11 @@ class BulkUpdate:
     def _write(self, conn: Connection, checked: list[_Checked], careful: bool) -> list[_Outcome]:
         table = self.registry.table
         column = self.key_field.column
-        wanted = {c.key for c in checked if c.failure is None}
-        rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite) if wanted else []
+        findable = [c for c in checked if c.failure is None]
+        wanted = {c.key for c in findable}
+        # Only the columns this call reads: the key and the fields it writes (old values).
+        needed = {column, *(f.column for c in findable for f in c.values)}
+        rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite, columns=needed)
         by_key = {row[column]: row for row in rows}
 
         outcomes: list[_Outcome] = []

@@ -1,11 +1,12 @@
 """SQL for leads and their change history. Column names come only from the field registry."""
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, RowMapping, Table, false, insert, select
+from sqlalchemy import Connection, DateTime, Dialect, RowMapping, Table, false, insert, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
@@ -32,9 +33,11 @@ def find(
     principal: Principal,
     *,
     lock: bool = False,
+    columns: Iterable[str] | None = None,
 ) -> list[Mapping[str, Any]]:
     """The leads whose ``column`` holds one of ``values``, within the caller's scope, as the
-    driver returns them (on SQLite, date-times are the stored text).
+    driver returns them (on SQLite, date-times are the stored text): every column, or only
+    ``columns`` (and auto_id).
 
     With ``lock`` the rows stay locked until the transaction ends (PostgreSQL; SQLite has one
     writer anyway), in id order so that two calls over the same leads cannot deadlock.
@@ -44,8 +47,8 @@ def find(
     if not values or (owners is not None and not owners):
         return []
     # Driver SQL: this lookup is on the bulk update's hot path (see apply_updates).
-    sql = _DriverSql(conn)
-    names = [c.name for c in table.columns]
+    sql = _driver_sql(conn.dialect)
+    names = [c.name for c in table.columns] if columns is None else sorted({"auto_id", *columns})
     where = f"{sql.quote(column)} IN ({', '.join([sql.mark] * len(values))})"
     params: list[Any] = list(values)
     if owners is not None:
@@ -94,7 +97,7 @@ def apply_updates(
         for item in updates
         for f, value in item.new.items()
     ]
-    sql = _DriverSql(conn)
+    sql = _driver_sql(conn.dialect)
     write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
     write(conn, sql, table.name, by_fields, history, (request_id, user_id, sql.datetime(now)))
 
@@ -158,8 +161,7 @@ class _DriverSql:
     """The dialect's spelling of what raw statements need: a parameter mark, a quoted column
     name, a row lock, a datetime parameter."""
 
-    def __init__(self, conn: Connection) -> None:
-        dialect = conn.dialect
+    def __init__(self, dialect: Dialect) -> None:
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.quote = dialect.identifier_preparer.quote
         # SQLite has no row locks (and needs none: it has one writer).
@@ -198,3 +200,8 @@ def history(conn: Connection, lead_id: int, limit: int) -> Sequence[RowMapping]:
         .limit(limit)
     )
     return conn.execute(query).mappings().all()
+
+
+@functools.cache
+def _driver_sql(dialect: Dialect) -> _DriverSql:
+    return _DriverSql(dialect)
