@@ -10,7 +10,6 @@ beside the writer thanks to WAL. The bulk update's writes go through ``transact`
 SQLite runs them on the event loop, many calls to a commit (``group_commit``).
 """
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -87,12 +86,8 @@ class Database:
 
     def transact(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
         """Run ``work`` in a write transaction of its own and return its result once committed.
-        From a worker thread of a running server, SQLite's writes join the loop's group commit."""
-        loop = self._committer.loop if self._committer is not None else None
-        if self._committer is not None and loop is not None and loop.is_running():
-            coroutine = self._committer.submit(work, dry_run)
-            result: T = asyncio.run_coroutine_threadsafe(coroutine, loop).result()
-            return result
+        (A worker thread must not wait here for the event loop's group commit: the commit needs
+        worker threads itself, and enough waiting ones would deadlock it.)"""
         with self.write(dry_run=dry_run) as conn:
             return work(conn)
 

@@ -41,15 +41,14 @@ class GroupCommitter:
         self._lock = lock
         self._pending: list[_Job] = []
         self._drainer: asyncio.Task[None] | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, work: Callable[[Connection], Any], dry_run: bool = False) -> Any:
         """Run ``work`` in the next batch; its result once the batch has committed."""
-        self.loop = asyncio.get_running_loop()
-        job = _Job(work, dry_run, self.loop.create_future())
+        loop = asyncio.get_running_loop()
+        job = _Job(work, dry_run, loop.create_future())
         self._pending.append(job)
         if self._drainer is None:
-            self._drainer = self.loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain())
         return await job.future
 
     async def _drain(self) -> None:

@@ -11,7 +11,6 @@ exactly the lead that lost the race fails, as a duplicate.
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -128,7 +127,7 @@ def search_field(registry: FieldRegistry, name: str | None, principal: Principal
 
 
 class BulkUpdate:
-    """One call's work. ``run`` returns the LeadSquared-shaped answer; ``on_answer`` runs inside
+    """One call's work. ``run_async`` returns the LeadSquared-shaped answer; ``on_answer`` runs inside
     the transaction before it commits (the idempotency store uses it)."""
 
     def __init__(
@@ -142,19 +141,8 @@ class BulkUpdate:
         self.request_id = request_id
         self.key_field = search_field(self.registry, request.search_by, principal)
 
-    def run(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
-        checked = self.check()
-        for attempt in range(_RETRIES + 1):
-            try:
-                return self.db.transact(self._work(checked, attempt, on_answer), dry_run=self.request.dry_run)
-            except (IntegrityError, OperationalError) as exc:
-                if attempt == _RETRIES or not _is_retryable(exc):
-                    raise
-                time.sleep(0.002 * (attempt + 1))
-        raise AssertionError("unreachable")
-
     async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
-        """``run`` for the event loop: checks here, writes on the database's writer."""
+        """Check the call on the event loop, then write it through ``Database.transact_async``."""
         checked = self.check()
         for attempt in range(_RETRIES + 1):
             try:

@@ -73,19 +73,16 @@ async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response
             metrics.bulk_answer(answer)
         return json_response(answer)
     guard = IdempotencyGuard(state.db, principal.user_id, key, raw)
-
-    def run_once() -> bytes:
-        stored = guard.stored_answer()
-        if stored is not None:
-            return stored
+    stored = await run_in_threadpool(guard.stored_answer)
+    if stored is None:
         try:
-            answer = work.run(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer)))
-            metrics.bulk_answer(answer)  # a replayed answer above is not counted again
-            return orjson.dumps(answer)
-        except KeyTakenMeanwhile:
-            return guard.stored_answer() or b"{}"
-
-    return Response(await run_in_threadpool(run_once), media_type="application/json")
+            answer = await work.run_async(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer)))
+        except KeyTakenMeanwhile:  # a concurrent call with the same key committed first
+            stored = await run_in_threadpool(guard.stored_answer)
+        else:
+            metrics.bulk_answer(answer)  # a replayed answer is not counted again
+            return json_response(answer)
+    return Response(stored or b"{}", media_type="application/json")
 
 
 async def _pairs(request: Request) -> list[tuple[str, Any]]:
