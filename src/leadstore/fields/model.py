@@ -39,6 +39,8 @@ class Field:
     options: tuple[str, ...] = ()
     # Set by the server (ids, audit columns); never written by a caller.
     server_managed: bool = False
+    # Values compare in any letter case and are kept in lower case (ids are UUIDs).
+    lower_case: bool = False
     # Derived once, read on every write: the case-insensitive name callers may use, and the
     # length limit that applies (max_length, else the type's default).
     key: str = dataclass_field(init=False, repr=False)
@@ -63,6 +65,7 @@ class Field:
             self.max_length,
             self.options,
             self.server_managed,
+            self.lower_case,
         )
 
 
@@ -74,7 +77,9 @@ def _system(schema: str, column: str, data_type: DataType, **kw: object) -> Fiel
 STAGES = ("Prospect", "Opportunity", "Customer", "Inactive")
 
 SYSTEM_FIELDS: tuple[Field, ...] = (
-    _system("ProspectId", "prospect_id", DataType.TEXT, is_unique=True, server_managed=True, max_length=36),
+    _system(
+        "ProspectId", "prospect_id", DataType.TEXT, is_unique=True, server_managed=True, max_length=36, lower_case=True
+    ),
     _system("ProspectAutoId", "auto_id", DataType.NUMBER, is_unique=True, server_managed=True),
     _system("FirstName", "first_name", DataType.TEXT),
     _system("LastName", "last_name", DataType.TEXT),

@@ -18,6 +18,9 @@ class PhoneRules:
     default_country_code: str
 
 
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 class InvalidValue(Exception):
     def __init__(self, message: str, code: str = "INVALID_VALUE") -> None:
         super().__init__(message)
@@ -46,6 +49,8 @@ _BOOLEANS = {"1": "1", "0": "0", "true": "1", "false": "0"}
 def normalize(field_: Field, raw: str | None, phone: PhoneRules) -> Any:
     """The stored form of ``raw`` for ``field_``; ``None`` means empty."""
     value = "" if raw is None else raw.strip()
+    if field_.lower_case:
+        value = value.lower()
     if value == "":
         if field_.is_mandatory:
             raise InvalidValue(f"{field_.schema_name} is mandatory and cannot be empty", "MANDATORY_MISSING")
@@ -174,7 +179,7 @@ _BY_TYPE = {
     DataType.PHONE: normalize_phone,
     DataType.WEBSITE: _website,
     DataType.DATE: _parsed("date", "%Y-%m-%d", "2026-01-31"),
-    DataType.DATETIME: _parsed("date and time", "%Y-%m-%d %H:%M:%S", "2026-01-31 14:05:09"),
+    DataType.DATETIME: _parsed("date and time", DATETIME_FORMAT, "2026-01-31 14:05:09"),
     DataType.TIME: _parsed("time", "%H:%M", "14:05"),
     DataType.SELECT: _select,
     DataType.BOOLEAN: _boolean,
@@ -193,4 +198,4 @@ def to_wire(field_: Field, stored: Any) -> str | None:
 
 
 def format_datetime(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime(DATETIME_FORMAT)

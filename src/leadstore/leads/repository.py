@@ -99,7 +99,18 @@ def apply_updates(
     ]
     sql = _driver_sql(conn.dialect)
     write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
-    write(conn, sql, table.name, by_fields, history, (request_id, user_id, sql.datetime(now)))
+    # ModifiedOn reads back to the second (so a lookup by the value read matches); the history
+    # keeps microseconds, which order the changes.
+    stamp = _Stamp(request_id, user_id, sql.datetime(now), sql.datetime(now.replace(microsecond=0)))
+    write(conn, sql, table.name, by_fields, history, stamp)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    request_id: str
+    user_id: str
+    changed_at: Any
+    modified_on: Any
 
 
 _HISTORY_COLUMNS = "lead_id, request_id, field, old_value, new_value, changed_by, changed_at"
@@ -111,16 +122,18 @@ def _write_rows(
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
     history: list[tuple[Any, ...]],
-    stamp: tuple[str, str, Any],
+    stamp: _Stamp,
 ) -> None:
-    request_id, user_id, now = stamp
     for fields, items in by_fields.items():
         columns = [*(f.column for f in fields), "modified_on", "modified_by"]
         assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in columns)
-        rows = [(*(item.new[f] for f in fields), now, user_id, item.lead_id) for item in items]
+        rows = [(*(item.new[f] for f in fields), stamp.modified_on, stamp.user_id, item.lead_id) for item in items]
         conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
     if history:
-        rows = [(lead, request_id, field, old, new, user_id, now) for lead, field, old, new in history]
+        rows = [
+            (lead, stamp.request_id, field, old, new, stamp.user_id, stamp.changed_at)
+            for lead, field, old, new in history
+        ]
         conn.exec_driver_sql(
             f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) VALUES ({', '.join([sql.mark] * 7)})", rows
         )
@@ -132,9 +145,8 @@ def _write_arrays(
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
     history: list[tuple[Any, ...]],
-    stamp: tuple[str, str, Any],
+    stamp: _Stamp,
 ) -> None:
-    request_id, user_id, now = stamp
     for fields, items in by_fields.items():
         assignments = ", ".join(f"{sql.quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
         arrays = ", ".join(f"%s::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
@@ -143,14 +155,14 @@ def _write_arrays(
         conn.exec_driver_sql(
             f"UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s "
             f"FROM unnest(%s::integer[], {arrays}) AS v(lead_id, {names}) WHERE auto_id = v.lead_id",
-            (now, user_id, [item.lead_id for item in items], *params),
+            (stamp.modified_on, stamp.user_id, [item.lead_id for item in items], *params),
         )
     if history:
         leads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
         conn.exec_driver_sql(
             f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT h.l, %s, h.f, h.o, h.n, %s, %s "
             "FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[]) AS h(l, f, o, n)",
-            (request_id, user_id, now, leads, fields_, olds, news),
+            (stamp.request_id, stamp.user_id, stamp.changed_at, leads, fields_, olds, news),
         )
 
 

@@ -3,16 +3,17 @@ only the fields it may read; a hidden field can be neither shown, searched nor s
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import DateTime, Select, or_, select
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
 from leadstore.errors import InvalidRequest, LeadNotFound
 from leadstore.fields.model import Field
 from leadstore.fields.registry import read_name
-from leadstore.fields.validation import InvalidValue, format_datetime, normalize
+from leadstore.fields.validation import DATETIME_FORMAT, InvalidValue, format_datetime, normalize
 from leadstore.leads import repository as repo
 from leadstore.leads.reading import lead_to_wire
 
@@ -140,6 +141,9 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
                 "use = or <> to find leads whose field is empty or not"
             )
     column = catalog.fields.column(field_)
+    if isinstance(column.type, DateTime) and isinstance(value, str):
+        # CreatedOn and ModifiedOn are real date-times in the database, not text.
+        value = datetime.strptime(value, DATETIME_FORMAT)
     query = _scoped(catalog, principal).where(_OPERATORS[operator](column, value))
     table = catalog.fields.table
     if q.sort_column:

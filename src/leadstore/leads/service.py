@@ -88,11 +88,12 @@ def _insert(
         raise NotPermitted("You do not have permission to create leads (your lead access: none)")
     _check_references(conn, catalog, None, values)
     now, prospect_id = _now(), str(uuid.uuid4())
+    stamp = now.replace(microsecond=0)  # CreatedOn/ModifiedOn read back to the second
     row = {f.column: v for f, v in values.items()}
     row.update(
         prospect_id=prospect_id,
-        created_on=now,
-        modified_on=now,
+        created_on=stamp,
+        modified_on=stamp,
         created_by=principal.user_id,
         modified_by=principal.user_id,
     )
