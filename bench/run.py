@@ -89,6 +89,22 @@ def wrk(url: str, leads: int, seconds: float, connections: int, delay_ms: float 
     }
 
 
+LATENCY_CONNECTIONS = 4
+
+
+def half_peak_delay(target: str, leads: int, rate: float) -> float:
+    """The pause between calls that paces LATENCY_CONNECTIONS connections at ``rate`` calls/s.
+
+    Each connection runs call, pause, call ...: rate = connections / (latency + pause). The
+    latency at that rate is not known beforehand (the peak phase's is inflated by queueing), so
+    a short trial run measures it and the pause is set from that."""
+    cycle_ms = LATENCY_CONNECTIONS * 1000 / rate
+    delay = cycle_ms / 2
+    trial = wrk(target, leads, 4, LATENCY_CONNECTIONS, delay)
+    latency_ms = LATENCY_CONNECTIONS * 1000 / trial["rps"] - delay
+    return max(0.0, cycle_ms - latency_ms)
+
+
 def check_one_call(base: str, params: dict[str, str], leads: int) -> None:
     """A real call changes 25 leads: the benchmark measures work, not errors."""
     body = {
@@ -124,11 +140,8 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         print(f"[{database} {leads:,}] service ...", file=sys.stderr, flush=True)
         wrk(target, leads, 3, connections)  # warm-up
         peak = wrk(target, leads, seconds, connections)
-        half_rate = peak["rps"] / 2
-        latency_connections = 4
-        delay = max(0.0, latency_connections * 1000 / half_rate - peak["p50_ms"] * 0.5)
         print(f"[{database} {leads:,}] latency at half peak ...", file=sys.stderr, flush=True)
-        paced = wrk(target, leads, seconds, latency_connections, delay)
+        paced = wrk(target, leads, seconds, LATENCY_CONNECTIONS, half_peak_delay(target, leads, peak["rps"] / 2))
         rss = peak_rss_mb(server.pid)
     finally:
         server.terminate()
