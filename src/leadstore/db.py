@@ -110,6 +110,8 @@ class Database:
             raw.close()
 
     def dispose(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
         self.engine.dispose()
 
 
