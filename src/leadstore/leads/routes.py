@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from leadstore.auth.dependencies import CurrentPrincipal, query_param
+from leadstore.auth.dependencies import CurrentPrincipal, current_principal, query_param
 from leadstore.errors import InvalidRequest
 from leadstore.leads import bulk, search, service
 from leadstore.leads.changes import REASON_CODE_MEANINGS, parse_pairs
@@ -59,7 +59,9 @@ with another body gets 409."""
     summary="Update Leads in Bulk v2",
     description=BULK_DESCRIPTION,
 )
-async def bulk_update(request: Request, principal: CurrentPrincipal) -> Response:
+async def bulk_update(request: Request) -> Response:
+    # The hot path authenticates without FastAPI's dependency solving (~5 % of a call's CPU).
+    principal = await current_principal(request)
     state = app_state(request)
     raw = await request.body()
     body = await read_json(request)
