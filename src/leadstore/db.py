@@ -137,6 +137,13 @@ def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # With the driver's transaction handling off (above), its rollback() does nothing; a
+        # transaction left open (say, by a COMMIT that failed) must not reach the next user.
+        if dbapi_connection.in_transaction:
+            dbapi_connection.execute("ROLLBACK")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("sqlite_immediate", False)

@@ -1,0 +1,78 @@
+"""SQLite's group commit: calls share a transaction, yet each stands alone. (PostgreSQL runs
+each call in a transaction of its own, so these tests use a SQLite database of their own in
+both halves of the suite.)"""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, text
+
+from leadstore.config import Settings
+from leadstore.db import Database
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = Database(Settings(database_url=f"sqlite:///{tmp_path / 'group.db'}", _env_file=None))  # type: ignore[call-arg]
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (key TEXT PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    yield db
+    db.dispose()
+
+
+def _insert(key: str, fail: bool = False) -> Any:
+    def work(conn: Connection) -> str:
+        conn.execute(text("INSERT INTO items (key) VALUES (:k)"), {"k": key})
+        if fail:
+            raise ValueError(f"{key} failed after writing")
+        return key
+
+    return work
+
+
+def _keys(db: Database) -> set[str]:
+    with db.read() as conn:
+        return set(conn.execute(text("SELECT key FROM items")).scalars())
+
+
+def _together(db: Database, *jobs: tuple[Any, bool]) -> list[Any]:
+    """Submit the jobs in one go, so that they land in one batch."""
+
+    async def run() -> list[Any]:
+        calls = (db.transact_async(work, dry_run=dry) for work, dry in jobs)
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    return asyncio.run(run())
+
+
+def test_a_failing_call_leaves_nothing_and_the_others_commit(sqlite_db: Database) -> None:
+    results = _together(sqlite_db, (_insert("a"), False), (_insert("b", fail=True), False), (_insert("c"), False))
+    assert results[0] == "a"
+    assert isinstance(results[1], ValueError)
+    assert results[2] == "c"
+    assert _keys(sqlite_db) == {"a", "c"}
+
+
+def test_a_dry_run_in_a_batch_writes_nothing(sqlite_db: Database) -> None:
+    results = _together(sqlite_db, (_insert("real"), False), (_insert("dry"), True), (_insert("also"), False))
+    assert results == ["real", "dry", "also"]
+    assert _keys(sqlite_db) == {"real", "also"}
+
+
+def test_a_failed_commit_fails_every_call_of_the_batch_and_the_next_batch_works(sqlite_db: Database) -> None:
+    def orphan(conn: Connection) -> str:
+        # A deferred foreign key is checked at COMMIT, so the batch's COMMIT fails.
+        conn.exec_driver_sql("INSERT INTO children (parent) VALUES (999)")
+        return "orphan"
+
+    results = _together(sqlite_db, (_insert("x"), False), (orphan, False))
+    assert all(isinstance(r, Exception) for r in results), results
+    assert _keys(sqlite_db) == set()
+    assert _together(sqlite_db, (_insert("after"), False)) == ["after"]
+    assert _keys(sqlite_db) == {"after"}
