@@ -5,7 +5,6 @@ group or template change bumps it), so a deactivated or rotated key stops workin
 second on every worker, and a call costs no database round trip for authentication.
 """
 
-import hmac
 from dataclasses import dataclass
 
 from leadstore.auth import keys
@@ -48,7 +47,7 @@ class Authenticator:
         entry = self._cache.get(access_key)
         if entry is None or entry.revision != self.catalog.revision:
             entry = self._load(access_key)
-        if entry is None or not hmac.compare_digest(keys.hash_secret(secret_key), entry.secret_hash):
+        if entry is None or not keys.secret_matches(secret_key, entry.secret_hash):
             raise Unauthorized(_INVALID_KEYS)
         return entry.principal
 
