@@ -76,3 +76,13 @@ def test_a_failed_commit_fails_every_call_of_the_batch_and_the_next_batch_works(
     assert _keys(sqlite_db) == set()
     assert _together(sqlite_db, (_insert("after"), False)) == ["after"]
     assert _keys(sqlite_db) == {"after"}
+
+
+def test_only_the_writer_keeps_savepoint_pages_in_memory(sqlite_db: Database) -> None:
+    def temp_store(conn: Connection) -> int:
+        return int(conn.exec_driver_sql("PRAGMA temp_store").scalar_one())
+
+    assert _together(sqlite_db, (temp_store, False)) == [2]  # MEMORY
+    sqlite_db.dispose()  # the writer's connection is closed, not handed back to the pool
+    with sqlite_db.read() as conn:
+        assert temp_store(conn) == 0  # the default: a large sort spills to a file

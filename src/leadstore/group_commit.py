@@ -35,8 +35,9 @@ class _Job:
 
 class GroupCommitter:
     def __init__(self, connect: Callable[[], Connection], lock: threading.Lock) -> None:
-        # ``connect`` gives a connection whose transactions begin with BEGIN IMMEDIATE; ``lock``
-        # is the process's writer lock, shared with writes made in worker threads.
+        # ``connect`` gives the writer's own connection, whose transactions begin with BEGIN
+        # IMMEDIATE; ``lock`` is the process's writer lock, shared with writes made in worker
+        # threads.
         self._connect = connect
         self._lock = lock
         self._pending: list[_Job] = []
@@ -96,7 +97,10 @@ class GroupCommitter:
 
     def _drop_connection(self) -> None:
         if self._conn is not None:
-            self._conn.close()  # rolls back whatever is open
+            # Closed for good rather than returned to the pool, which would hand its settings
+            # (see ``connect``) to other work; closing rolls back whatever is open.
+            self._conn.invalidate()
+            self._conn.close()
             self._conn = None
 
     def close(self) -> None:
