@@ -149,9 +149,11 @@ class RequestContext:
             if complete:  # after the body, receive() only waits for a disconnect: no deadline
                 return await receive()
             if deadline is None:  # the clock starts when the app first asks for the body
-                deadline = time.monotonic() + self.body_timeout
+                deadline = asyncio.get_running_loop().time() + self.body_timeout
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0))
+                # asyncio.timeout, not wait_for: wait_for wraps every receive() in a task of its own.
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
             except TimeoutError:
                 raise _too_slow(self.body_timeout) from None
             if message["type"] == "http.request":

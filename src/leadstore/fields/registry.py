@@ -22,6 +22,9 @@ class FieldRegistry:
     fields: tuple[Field, ...]
     table: Table
     _by_key: dict[str, Field] = field(default_factory=dict)
+    # Names as callers usually spell them, found without lower-casing (a bulk call looks up
+    # every attribute it sends).
+    _by_name: dict[str, Field] = field(default_factory=dict)
 
     @classmethod
     def build(cls, custom: Iterable[Field]) -> "FieldRegistry":
@@ -32,11 +35,12 @@ class FieldRegistry:
             table.append_column(custom_column(field_))
         fields = SYSTEM_FIELDS + custom
         by_key = {f.key: f for f in fields}
-        return cls(fields, table, by_key)
+        by_name = {f.schema_name: f for f in fields} | {read_name(f): f for f in fields}
+        return cls(fields, table, by_key, by_name)
 
     def get(self, name: str) -> Field | None:
         """The field a caller means by ``name`` (matched case-insensitively)."""
-        return self._by_key.get(name.lower())
+        return self._by_name.get(name) or self._by_key.get(name.lower())
 
     def column(self, field_: Field) -> Column[object]:
         return self.table.c[field_.column]

@@ -188,6 +188,8 @@ _BY_TYPE = {
 
 def to_wire(field_: Field, stored: Any) -> str | None:
     """A stored value as LeadSquared reads it: a string, or null."""
+    if type(stored) is str:  # the common case first: the bulk update's history converts hundreds
+        return stored
     if stored is None:
         return None
     if isinstance(stored, float):

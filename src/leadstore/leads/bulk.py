@@ -35,9 +35,10 @@ from leadstore.leads.changes import (
     UniqueClaims,
     changed,
     duplicate_message,
-    parse_fields,
     parse_pairs,
+    resolve,
     unknown_owners,
+    values_of,
 )
 
 _RETRIES = 3
@@ -52,7 +53,7 @@ class BulkRequest:
     dry_run: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more
 class _Checked:
     """A lead as far as it can be judged without the database."""
 
@@ -172,7 +173,8 @@ class BulkUpdate:
     def _check(self, index: int, pairs: Pairs) -> _Checked:
         if not pairs:
             return _Checked(index, None, failure=(ReasonCode.FIELDS_EMPTY, "Fields cannot be empty"))
-        key_values = [value for attribute, value in pairs if self.registry.get(attribute) is self.key_field]
+        resolved = resolve(self.registry, pairs)
+        key_values = [value for field_, _, value in resolved if field_ is self.key_field]
         name = self.key_field.schema_name
         if not key_values:
             return _Checked(
@@ -190,7 +192,7 @@ class BulkUpdate:
         except InvalidValue:
             key = None  # no lead can hold an invalid value (the seed's FAQ: a phone without country code)
         try:
-            values = parse_fields(self.registry, self.principal, pairs, self.phone, skip=self.key_field)
+            values = values_of(self.principal, resolved, self.phone, skip=self.key_field)
         except FieldRejected as exc:
             return _Checked(index, identifier, key, failure=(exc.code, exc.message))
         if key is None:

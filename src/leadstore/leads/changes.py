@@ -79,14 +79,14 @@ def parse_pairs(fields: Any, where: str) -> Pairs:
         )
     pairs: Pairs = []
     for j, pair in enumerate(fields):
-        at = f"{where}[{j}]"
-        if not isinstance(pair, dict) or "Attribute" not in pair or "Value" not in pair:
-            raise InvalidRequest(f"{at} must be an object with Attribute and Value")
+        # The position is spelt out only for an error: this loop runs for every field of a call.
+        if type(pair) is not dict or "Attribute" not in pair or "Value" not in pair:
+            raise InvalidRequest(f"{where}[{j}] must be an object with Attribute and Value")
         attribute, value = pair["Attribute"], pair["Value"]
-        if not isinstance(attribute, str) or not attribute:
-            raise InvalidRequest(f"{at}.Attribute must be a non-empty string, the field's schema name")
-        if value is not None and not isinstance(value, str):
-            raise InvalidRequest(f'{at}.Value must be a string or null, e.g. "33" rather than 33')
+        if type(attribute) is not str or not attribute:
+            raise InvalidRequest(f"{where}[{j}].Attribute must be a non-empty string, the field's schema name")
+        if value is not None and type(value) is not str:
+            raise InvalidRequest(f'{where}[{j}].Value must be a string or null, e.g. "33" rather than 33')
         pairs.append((attribute, value))
     return pairs
 
@@ -99,9 +99,24 @@ def parse_fields(
     skip: Field | None = None,
 ) -> dict[Field, Any]:
     """The stored values of ``pairs`` by field; ``skip`` is the search key, which is not written."""
+    return values_of(principal, resolve(registry, pairs), phone, skip)
+
+
+Resolved = list[tuple[Field | None, str, Any]]
+
+
+def resolve(registry: FieldRegistry, pairs: Iterable[tuple[str, Any]]) -> Resolved:
+    """Each pair with the field its attribute names (None for no field), looked up once."""
+    get = registry.get
+    return [(get(attribute), attribute, raw) for attribute, raw in pairs]
+
+
+def values_of(
+    principal: Principal, resolved: Resolved, phone: PhoneRules, skip: Field | None = None
+) -> dict[Field, Any]:
+    """``parse_fields`` for pairs already resolved."""
     values: dict[Field, Any] = {}
-    for attribute, raw in pairs:
-        field_ = registry.get(attribute)
+    for field_, attribute, raw in resolved:
         # A field hidden from the caller is answered exactly as one that does not exist.
         if field_ is None or not principal.can_read(field_):
             raise FieldRejected(
