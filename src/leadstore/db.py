@@ -106,16 +106,18 @@ class Database:
             return result
         return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> int:
         """SQLite: copy committed pages from the WAL into the database without blocking
-        writers (PASSIVE), so the WAL stays small."""
+        writers (PASSIVE), so the WAL stays small. Returns the number of frames in the WAL,
+        which tells the caller whether anything was written since the last checkpoint."""
         if not self.is_sqlite:
-            return
+            return 0
         raw = self.engine.raw_connection()
         try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            _busy, frames, _copied = raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
             raw.close()
+        return int(frames)
 
     def dispose(self) -> None:
         if self._committer is not None:
