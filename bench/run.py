@@ -129,7 +129,7 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
     print(f"[{database} {leads:,}] preparing ...", file=sys.stderr, flush=True)
     prepared = prepare(url, leads)
     print(f"[{database} {leads:,}] prepared in {prepared.seconds:.0f}s; raw ...", file=sys.stderr, flush=True)
-    raw_lps = raw.run(url, leads, seconds, prepared.admin_id)
+    raw_before = raw.run(url, leads, seconds, prepared.admin_id)
     port = free_port()
     server = start_server(url, port)
     try:
@@ -146,11 +146,17 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
     finally:
         server.terminate()
         server.wait(30)
+    # The raw figure brackets the service's: this machine's speed drifts by tens of per cent
+    # within minutes, and a raw run on one side only would carry that drift into the ratio.
+    print(f"[{database} {leads:,}] raw again ...", file=sys.stderr, flush=True)
+    raw_after = raw.run(url, leads, seconds, prepared.admin_id)
+    raw_lps = (raw_before + raw_after) / 2
     service_lps = peak["rps"] * 25
     return {
         "database": database,
         "leads": leads,
         "raw_leads_per_s": round(raw_lps),
+        "raw_before_after": [round(raw_before), round(raw_after)],
         "service_leads_per_s": round(service_lps),
         "ratio": round(service_lps / raw_lps, 2),
         "p50_ms": round(paced["p50_ms"], 2),
