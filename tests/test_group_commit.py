@@ -3,14 +3,18 @@ each call in a transaction of its own, so these tests use a SQLite database of t
 both halves of the suite.)"""
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
 
+from leadstore import migrate
 from leadstore.config import Settings
 from leadstore.db import Database
+from tests.helpers import Api, LiveServer, make_user, wait_until
 
 
 @pytest.fixture
@@ -86,3 +90,27 @@ def test_only_the_writer_keeps_savepoint_pages_in_memory(sqlite_db: Database) ->
     sqlite_db.dispose()  # the writer's connection is closed, not handed back to the pool
     with sqlite_db.read() as conn:
         assert temp_store(conn) == 0  # the default: a large sort spills to a file
+
+
+def test_a_running_server_moves_writes_from_the_wal_into_the_database_file(tmp_path: Path) -> None:
+    """The server checkpoints the WAL itself (its connections leave it to a background task):
+    soon after a write, the database file alone, read without its WAL, holds it."""
+    path = tmp_path / "served.db"
+    settings = Settings(database_url=f"sqlite:///{path}", catalog_refresh_seconds=0.1, _env_file=None)  # type: ignore[call-arg]
+    db = Database(settings)
+    migrate.upgrade(db)
+    admin = make_user(db, "Administrator", email="admin@example.com")
+    db.dispose()
+
+    def in_file(email: str) -> str | None:
+        try:  # immutable: the file as it is, without the WAL or locks
+            with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+                row = conn.execute("SELECT first_name FROM leads WHERE email_address = ?", (email,)).fetchone()
+        except sqlite3.DatabaseError:  # caught mid-checkpoint: look again
+            return None
+        return None if row is None else str(row[0])
+
+    with LiveServer.start(settings) as live, Api(live.base_url, admin) as api:
+        api.create_lead(EmailAddress="wal@example.com", FirstName="Before")
+        assert api.bulk([{"EmailAddress": "wal@example.com", "FirstName": "After"}]).status_code == 200
+        wait_until(lambda: in_file("wal@example.com") == "After", timeout=3)

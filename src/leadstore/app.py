@@ -62,13 +62,16 @@ async def _checkpoint_wal(db: Database) -> None:
     peak at ~80 ms on 1M leads, every 50 ms at ~20 ms."""
     if not db.is_sqlite:
         return
-    frames = -1
+    frames, failing = -1, False
     while True:
         try:
             now = await run_in_threadpool(db.checkpoint)
         except Exception as exc:  # the next round tries again; the WAL only grows meanwhile
-            log.warning("WAL checkpoint failed (%s); retrying", type(exc).__name__)
-            now = -1
+            if not failing:  # once per outage, not every round
+                log.warning("WAL checkpoint failed (%s); retrying", type(exc).__name__)
+            failing, now = True, -1
+        else:
+            failing = False
         written, frames = now != frames, now
         await asyncio.sleep(WAL_CHECKPOINT_SECONDS if written else WAL_IDLE_SECONDS)
 
