@@ -78,6 +78,11 @@ def test_filter_scrubs_message_arguments_extras_and_tracebacks() -> None:
     assert "ValueError" in parsed["exception"]
 
 
+def test_a_message_that_is_not_valid_unicode_is_still_written() -> None:
+    record = logging.makeLogRecord({"msg": "file \udc80 not found", "name": "some.library"})
+    assert json.loads(JsonFormatter().format(record))["message"] == "file \udc80 not found"
+
+
 def test_a_line_is_one_json_object_with_the_fields(log_output: io.StringIO) -> None:
     logging.getLogger("leadstore.something").warning("hello %s", "world")
     (line,) = lines(log_output)

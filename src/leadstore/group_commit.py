@@ -98,7 +98,8 @@ class GroupCommitter:
     def _drop_connection(self) -> None:
         if self._conn is not None:
             # Closed for good rather than returned to the pool, which would hand its settings
-            # (see ``connect``) to other work; closing rolls back whatever is open.
+            # (see ``Database._writer_connection``) to other work; closing rolls back whatever
+            # is open.
             self._conn.invalidate()
             self._conn.close()
             self._conn = None

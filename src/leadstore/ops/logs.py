@@ -5,6 +5,7 @@ The access log already leaves query strings out (clients send the secret key the
 reaches the output, whichever logger (ours, uvicorn's, a library's) wrote it.
 """
 
+import json
 import logging
 import re
 from contextvars import ContextVar
@@ -78,4 +79,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = record.stack_info
-        return orjson.dumps(line, default=str).decode()
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # orjson refuses what json writes, e.g. a lone surrogate in a message
+            return json.dumps(line, ensure_ascii=False, default=str)
