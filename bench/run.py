@@ -39,12 +39,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``leadstore serve`` on ``url``; its log (warnings and the access log) goes to ``log``."""
     env = {**os.environ, "LEADSTORE_DATABASE_URL": url}
     leadstore = Path(sys.executable).parent / "leadstore"
-    process = subprocess.Popen(
-        [str(leadstore), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(leadstore), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=sink
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -131,7 +133,7 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
     print(f"[{database} {leads:,}] prepared in {prepared.seconds:.0f}s; raw ...", file=sys.stderr, flush=True)
     raw_before = raw.run(url, leads, seconds, prepared.admin_id)
     port = free_port()
-    server = start_server(url, port)
+    server = start_server(url, port, RESULTS / f"server-{database}-{leads}.log")
     try:
         base = f"http://127.0.0.1:{port}"
         params = {"accessKey": prepared.access_key, "secretKey": prepared.secret_key}
