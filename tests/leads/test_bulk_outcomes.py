@@ -386,6 +386,30 @@ class TestFailures:
         assert "mx_Code" in failed(answer)[1][1]
         assert snapshot(db) == before
 
+    def test_leads_sending_the_same_names_are_judged_each_on_its_own_values(
+        self, api: Api, db: Database, ann: str, bob: str
+    ) -> None:
+        # The names of a lead are judged once per call and list of names; values lead by lead,
+        # and a bad value sent before an unknown name is the failure reported.
+        cat = api.create_lead(EmailAddress="cat@example.com", FirstName="Cat")
+        dan = api.create_lead(EmailAddress="dan@example.com", FirstName="Dan")
+        answer = ok(
+            api,
+            [
+                {"EmailAddress": "ann@example.com", "FirstName": "x" * 201, "mx_Nope": "1"},
+                {"EmailAddress": "bob@example.com", "FirstName": "Bo", "mx_Nope": "1"},
+                {"EmailAddress": "cat@example.com", "FirstName": "Cathy"},
+                {"EmailAddress": "dan@example.com", "FirstName": "x" * 201},
+            ],
+        )
+        assert failed(answer)[0][0] == "TOO_LONG"
+        assert failed(answer)[1][0] == "UNKNOWN_ATTRIBUTE"
+        assert "mx_Nope" in failed(answer)[1][1]
+        assert failed(answer)[3][0] == "TOO_LONG"
+        assert [item["Index"] for item in items(answer, "SuccessfulLeads")] == [2]
+        names = [api.lead(lead)["FirstName"] for lead in (ann, bob, cat, dan)]
+        assert names == ["Ann", "Bob", "Cathy", "Dan"]
+
     def test_text_at_its_maximum_length_is_accepted(self, api: Api, ann: str) -> None:
         ok(api, [{"EmailAddress": "ann@example.com", "FirstName": "x" * 200}])
         assert api.lead(ann)["FirstName"] == "x" * 200

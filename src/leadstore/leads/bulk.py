@@ -29,6 +29,7 @@ from leadstore.fields.validation import InvalidValue, normalize
 from leadstore.leads import repository as repo
 from leadstore.leads.changes import (
     NOT_FOUND_REASON,
+    FieldPlan,
     FieldRejected,
     Pairs,
     ReasonCode,
@@ -36,9 +37,7 @@ from leadstore.leads.changes import (
     changed,
     duplicate_message,
     parse_pairs,
-    resolve,
     unknown_owners,
-    values_of,
 )
 
 _RETRIES = 3
@@ -141,6 +140,7 @@ class BulkUpdate:
         self.request = request
         self.request_id = request_id
         self.key_field = search_field(self.registry, request.search_by, principal)
+        self._plans: dict[tuple[str, ...], FieldPlan] = {}  # by the attribute names a lead sends
 
     async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
         """Check the call on the event loop, then write it through ``Database.transact_async``."""
@@ -173,17 +173,19 @@ class BulkUpdate:
     def _check(self, index: int, pairs: Pairs) -> _Checked:
         if not pairs:
             return _Checked(index, None, failure=(ReasonCode.FIELDS_EMPTY, "Fields cannot be empty"))
-        resolved = resolve(self.registry, pairs)
-        key_values = [value for field_, _, value in resolved if field_ is self.key_field]
+        attributes = tuple([attribute for attribute, _ in pairs])
+        plan = self._plans.get(attributes)
+        if plan is None:
+            plan = self._plans[attributes] = FieldPlan(self.registry, self.principal, attributes, self.key_field)
         name = self.key_field.schema_name
-        if not key_values:
+        if not plan.key_positions:
             return _Checked(
                 index,
                 None,
                 failure=(ReasonCode.SEARCH_KEY_MISSING, f"Fields has no {name} to find the lead by"),
             )
-        identifier = key_values[0]
-        if len(key_values) > 1:
+        identifier = pairs[plan.key_positions[0]][1]
+        if len(plan.key_positions) > 1:
             return _Checked(
                 index, identifier, failure=(ReasonCode.DUPLICATE_ATTRIBUTE, f"{name} is given more than once")
             )
@@ -192,7 +194,7 @@ class BulkUpdate:
         except InvalidValue:
             key = None  # no lead can hold an invalid value (the seed's FAQ: a phone without country code)
         try:
-            values = values_of(self.principal, resolved, self.phone, skip=self.key_field)
+            values = plan.values([raw for _, raw in pairs], self.phone)
         except FieldRejected as exc:
             return _Checked(index, identifier, key, failure=(exc.code, exc.message))
         if key is None:

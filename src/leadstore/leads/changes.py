@@ -4,7 +4,7 @@ A lead's fields are checked whole before anything is written, so a lead with one
 leaves no trace, and each failure says which field broke which rule.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -94,53 +94,78 @@ def parse_pairs(fields: Any, where: str) -> Pairs:
 def parse_fields(
     registry: FieldRegistry,
     principal: Principal,
-    pairs: Iterable[tuple[str, Any]],
+    pairs: Sequence[tuple[str, Any]],
     phone: PhoneRules,
     skip: Field | None = None,
 ) -> dict[Field, Any]:
     """The stored values of ``pairs`` by field; ``skip`` is the search key, which is not written."""
-    return values_of(principal, resolve(registry, pairs), phone, skip)
+    plan = FieldPlan(registry, principal, [attribute for attribute, _ in pairs], skip)
+    return plan.values([raw for _, raw in pairs], phone)
 
 
-Resolved = list[tuple[Field | None, str, Any]]
+class FieldPlan:
+    """What one lead's attribute names settle for one caller, before any value is read: the field
+    each name means, where the search key ``skip`` is, and the first rule the names break.
+
+    The leads of a bulk call almost always send the same names, so the call makes one plan per
+    list of names and then only checks values lead by lead."""
+
+    def __init__(
+        self, registry: FieldRegistry, principal: Principal, attributes: Sequence[str], skip: Field | None = None
+    ) -> None:
+        fields = [registry.get(attribute) for attribute in attributes]
+        self.key_positions = [i for i, field_ in enumerate(fields) if skip is not None and field_ is skip]
+        self._principal = principal
+        self._owner = registry.get("OwnerId")
+        self._steps: list[tuple[int, Field]] = []  # the fields to write, by position in the lead
+        self._failure: tuple[ReasonCode, str] | None = None  # the names' first broken rule
+        seen: set[Field] = set()
+        for position, (attribute, field_) in enumerate(zip(attributes, fields, strict=True)):
+            if field_ is not None and field_ is skip and principal.can_read(field_):
+                continue
+            self._failure = _name_failure(principal, attribute, field_, seen)
+            if self._failure is not None:
+                break
+            assert field_ is not None  # else a failure above
+            seen.add(field_)
+            self._steps.append((position, field_))
+
+    def values(self, raws: Sequence[Any], phone: PhoneRules) -> dict[Field, Any]:
+        """The stored value of each field; ``FieldRejected`` names the first rule broken, in the
+        order the fields were sent (a bad value before an unknown name is reported first)."""
+        values: dict[Field, Any] = {}
+        for position, field_ in self._steps:
+            try:
+                value = normalize(field_, raws[position], phone)
+            except InvalidValue as exc:
+                raise FieldRejected(ReasonCode(exc.code), exc.message) from None
+            if field_ is self._owner and not self._principal.may_own(value):
+                raise FieldRejected(
+                    ReasonCode.OWNER_NOT_PERMITTED,
+                    "OwnerId must name a user whose leads you may update (your lead access: "
+                    f"{self._principal.lead_access.value})",
+                )
+            values[field_] = value
+        if self._failure is not None:
+            raise FieldRejected(*self._failure)
+        return values
 
 
-def resolve(registry: FieldRegistry, pairs: Iterable[tuple[str, Any]]) -> Resolved:
-    """Each pair with the field its attribute names (None for no field), looked up once."""
-    get = registry.get
-    return [(get(attribute), attribute, raw) for attribute, raw in pairs]
-
-
-def values_of(
-    principal: Principal, resolved: Resolved, phone: PhoneRules, skip: Field | None = None
-) -> dict[Field, Any]:
-    """``parse_fields`` for pairs already resolved."""
-    values: dict[Field, Any] = {}
-    for field_, attribute, raw in resolved:
-        # A field hidden from the caller is answered exactly as one that does not exist.
-        if field_ is None or not principal.can_read(field_):
-            raise FieldRejected(
-                ReasonCode.UNKNOWN_ATTRIBUTE,
-                f"{attribute} is not a lead field; see LeadsMetaData.Get for the schema names",
-            )
-        if field_ is skip:
-            continue
-        if field_ in values:
-            raise FieldRejected(ReasonCode.DUPLICATE_ATTRIBUTE, f"{field_.schema_name} is given more than once")
-        if not principal.can_write(field_):
-            whose = "set by the server" if field_.server_managed else "read-only for you (permission template)"
-            raise FieldRejected(ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is {whose}")
-        try:
-            values[field_] = normalize(field_, raw, phone)
-        except InvalidValue as exc:
-            raise FieldRejected(ReasonCode(exc.code), exc.message) from None
-        if field_.schema_name == "OwnerId" and not principal.may_own(values[field_]):
-            raise FieldRejected(
-                ReasonCode.OWNER_NOT_PERMITTED,
-                "OwnerId must name a user whose leads you may update (your lead access: "
-                f"{principal.lead_access.value})",
-            )
-    return values
+def _name_failure(
+    principal: Principal, attribute: str, field_: Field | None, seen: set[Field]
+) -> tuple[ReasonCode, str] | None:
+    # A field hidden from the caller is answered exactly as one that does not exist.
+    if field_ is None or not principal.can_read(field_):
+        return (
+            ReasonCode.UNKNOWN_ATTRIBUTE,
+            f"{attribute} is not a lead field; see LeadsMetaData.Get for the schema names",
+        )
+    if field_ in seen:
+        return ReasonCode.DUPLICATE_ATTRIBUTE, f"{field_.schema_name} is given more than once"
+    if not principal.can_write(field_):
+        whose = "set by the server" if field_.server_managed else "read-only for you (permission template)"
+        return ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is {whose}"
+    return None
 
 
 def duplicate_message(field_: Field) -> str:
@@ -167,6 +192,8 @@ class UniqueClaims:
                 if field_.is_unique and value is not None:
                     by_field.setdefault(field_, set()).add(value)
         self._holders: dict[tuple[Field, Any], int] = {}
+        # Most calls change no unique field: then there is nothing to hold or claim.
+        self._watching = bool(by_field)
         for field_, field_values in by_field.items():
             column = registry.column(field_)
             rows = conn.execute(
@@ -177,6 +204,8 @@ class UniqueClaims:
 
     def conflict(self, lead_id: int | None, values: Mapping[Field, Any]) -> Field | None:
         """The first unique field whose new value another lead holds or has claimed."""
+        if not self._watching:
+            return None
         for field_, value in values.items():
             if field_.is_unique and value is not None:
                 holder = self._holders.get((field_, value))
@@ -187,6 +216,8 @@ class UniqueClaims:
     def claim(self, lead_id: int, values: Mapping[Field, Any], row: Mapping[str, Any]) -> None:
         """``lead_id`` takes its new unique values and gives up the ones its ``row`` held, which a
         later lead of the call may then take."""
+        if not self._watching:
+            return
         for field_, value in values.items():
             if not field_.is_unique:
                 continue

@@ -58,7 +58,10 @@ def find(
         f"SELECT {', '.join(sql.quote(n) for n in names)} FROM {sql.quote(table.name)} "
         f"WHERE {where} ORDER BY auto_id{sql.for_update if lock else ''}"
     )
-    return [dict(zip(names, row, strict=True)) for row in conn.exec_driver_sql(statement, tuple(params))]
+    result = conn.exec_driver_sql(statement, tuple(params))
+    rows = result.cursor.fetchall()  # the driver's tuples: wrapping them in SQLAlchemy rows cost as much again
+    result.close()
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def insert_lead(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
