@@ -3,7 +3,8 @@
 For each database (SQLite, PostgreSQL) and size (10,000 and 1,000,000 stored leads):
   raw      the same writes through the bare driver, one client, no HTTP (bench/raw.py);
   service  25-lead calls through one `leadstore serve` process, driven by wrk (a compiled load
-           generator in another process, so it does not eat the server's Python CPU);
+           generator in another process, so it does not eat the server's Python CPU), with 8
+           and with 16 connections: the peak is the better of the two;
   latency  the service at half its measured peak rate: p50 and p99 per call.
 Prints a table, then one JSON line with every figure. See bench/README.md.
 """
@@ -141,7 +142,10 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         target = f"{base}{BULK}?accessKey={prepared.access_key}&secretKey={prepared.secret_key}"
         print(f"[{database} {leads:,}] service ...", file=sys.stderr, flush=True)
         wrk(target, leads, 3, connections)  # warm-up
-        peak = wrk(target, leads, seconds, connections)
+        # The peak is the best of two loads: the group commit shares a COMMIT among the calls
+        # waiting together, so more connections can mean more calls a second.
+        by_connections = {c: wrk(target, leads, seconds, c) for c in (connections, 2 * connections)}
+        peak = max(by_connections.values(), key=lambda run: run["rps"])
         print(f"[{database} {leads:,}] latency at half peak ...", file=sys.stderr, flush=True)
         paced = wrk(target, leads, seconds, LATENCY_CONNECTIONS, half_peak_delay(target, leads, peak["rps"] / 2))
         rss = peak_rss_mb(server.pid)
@@ -160,11 +164,12 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         "raw_leads_per_s": round(raw_lps),
         "raw_before_after": [round(raw_before), round(raw_after)],
         "service_leads_per_s": round(service_lps),
+        "service_leads_per_s_by_connections": {c: round(run["rps"] * 25) for c, run in by_connections.items()},
         "ratio": round(service_lps / raw_lps, 2),
         "p50_ms": round(paced["p50_ms"], 2),
         "p99_ms": round(paced["p99_ms"], 2),
         "latency_rate_leads_per_s": round(paced["rps"] * 25),
-        "errors": int(peak["errors"] + paced["errors"]),
+        "errors": int(sum(run["errors"] for run in by_connections.values()) + paced["errors"]),
         "peak_rss_mb": round(rss, 1),
         "prepare_s": round(prepared.seconds, 1),
     }
