@@ -114,3 +114,39 @@ def test_a_running_server_moves_writes_from_the_wal_into_the_database_file(tmp_p
         api.create_lead(EmailAddress="wal@example.com", FirstName="Before")
         assert api.bulk([{"EmailAddress": "wal@example.com", "FirstName": "After"}]).status_code == 200
         wait_until(lambda: in_file("wal@example.com") == "After", timeout=3)
+
+
+def test_a_batch_waits_off_the_loop_while_another_process_holds_the_write_lock(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """The group commit begins on the event loop without waiting; when another connection (as
+    another process would) holds SQLite's write lock, it waits in a worker thread, the loop
+    goes on meanwhile, and the batch commits once the lock is free."""
+    assert _together(sqlite_db, (_insert("first"), False)) == ["first"]  # the writer's connection exists
+    other = sqlite3.connect(tmp_path / "group.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def run() -> tuple[Any, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, other.execute, "COMMIT")
+        result = await sqlite_db.transact_async(_insert("waited"))
+        ticker.cancel()
+        return result, ticks
+
+    try:
+        result, ticks = asyncio.run(run())
+    finally:
+        other.close()
+    assert result == "waited"
+    assert ticks >= 20  # the loop ran while the batch waited ~0.5 s for the lock
+    assert _keys(sqlite_db) == {"first", "waited"}
+    assert _together(sqlite_db, (_insert("after"), False)) == ["after"]  # and the next batch begins at once

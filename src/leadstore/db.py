@@ -24,6 +24,9 @@ from leadstore.group_commit import GroupCommitter
 
 T = TypeVar("T")
 
+# How long a SQLite connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 30_000
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -49,7 +52,7 @@ class Database:
         if self.is_sqlite:
             self.engine = _sqlite_engine(settings, autocheckpoint=not checkpoint_in_background)
             self._write_lock = threading.Lock()
-            self._committer = GroupCommitter(self._writer_connection, self._write_lock)
+            self._committer = GroupCommitter(self._writer_connection, self._write_lock, BUSY_TIMEOUT_MS)
         else:
             self.engine = create_engine(
                 self.url,
@@ -84,9 +87,13 @@ class Database:
     def _writer_connection(self) -> Connection:
         """The group commit's own connection. Its savepoints keep the pages they change in
         memory rather than in a temporary file (measured: the file cost a tenth of a call). Only
-        this connection: elsewhere a large sort would then fill memory instead of a file."""
+        this connection: elsewhere a large sort would then fill memory instead of a file. Its
+        BEGIN does not wait (busy_timeout 0): the group commit begins on the event loop, and
+        waits in a worker thread only when another process holds the write lock."""
         conn = self._immediate()
-        conn.connection.driver_connection.execute("PRAGMA temp_store=MEMORY")  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        driver.execute("PRAGMA temp_store=MEMORY")  # type: ignore[union-attr]
+        driver.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
         return conn
 
     def _writer_turn(self) -> AbstractContextManager[object]:
@@ -130,7 +137,7 @@ def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
     )
     synchronous = settings.sqlite_synchronous
 
@@ -144,7 +151,7 @@ def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "reset")
