@@ -25,7 +25,7 @@ def counting(server: LiveServer) -> Iterator[list[str]]:
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         # Transaction control (BEGIN, SAVEPOINT, COMMIT) depends on how commits are grouped, and the
         # server looks for administrative changes in the background.
-        data = statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))
+        data = statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"))
         if data and "catalog_revision" not in statement:
             statements.append(statement)
 
