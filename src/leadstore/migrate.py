@@ -1,4 +1,4 @@
-"""Create or upgrade the database schema with Alembic."""
+"""Create, upgrade or downgrade the database schema with Alembic."""
 
 from alembic import command
 from alembic.config import Config
@@ -6,9 +6,18 @@ from alembic.config import Config
 from leadstore.db import Database
 
 
-def upgrade(db: Database) -> None:
+def upgrade(db: Database, revision: str = "head") -> None:
+    with db.engine.begin() as conn:
+        command.upgrade(_config(conn), revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    with db.engine.begin() as conn:
+        command.downgrade(_config(conn), revision)
+
+
+def _config(connection: object) -> Config:
     config = Config()
     config.set_main_option("script_location", "leadstore:migrations")
-    with db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    config.attributes["connection"] = connection
+    return config

@@ -1,23 +1,27 @@
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadstore.db import Base
 
 
 class LeadChange(Base):
-    """One changed field of one lead. The primary key starts with the lead and the time, so it
-    serves the per-lead history read, newest first, without a second index on the write path
-    (SQLite: clustered). The request id alone does not tell changes apart: clients may send the
-    same X-Request-Id on several calls."""
+    """One changed field of one lead, stored in the order written; the index on the lead and the
+    time serves the per-lead history read, newest first.
+
+    Why write order: a call changes 25 leads. Clustered by lead (as this table once was), every
+    one of them is a page of its own to write once leads have long histories (SQLite, 10,000
+    leads with ~200 changes each: 51 pages a call for the history alone). Appended rows share
+    the last pages and the index entries are small: 20 % more leads a second there, the same
+    with short histories. The request id alone does not tell changes apart: clients may send
+    the same X-Request-Id on several calls."""
 
     __tablename__ = "lead_changes"
-    __table_args__ = (
-        PrimaryKeyConstraint("lead_id", "changed_at", "request_id", "field"),
-        {"sqlite_with_rowid": False},
-    )
+    __table_args__ = (Index("ix_lead_changes_lead_id_changed_at", "lead_id", "changed_at"),)
 
+    # SQLite: INTEGER PRIMARY KEY is the rowid itself (BIGINT would be a column of its own).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     lead_id: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,78 @@
+"""Migrations build the schema the models describe, and moving the change history to write
+order (and back) keeps every change."""
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from leadstore import migrate
+from leadstore.db import Base, Database
+from leadstore.leads import repository
+from leadstore.models import LeadChange
+
+BEFORE_WRITE_ORDER = "5b1e0c7d9a42"
+_T0 = datetime(2026, 1, 1, 9, 0, 0, 123456)
+
+# The history table as every revision has it, apart from the surrogate id.
+_CHANGES = sa.table(
+    "lead_changes",
+    sa.column("lead_id", sa.Integer),
+    sa.column("request_id", sa.String),
+    sa.column("field", sa.String),
+    sa.column("old_value", sa.Text),
+    sa.column("new_value", sa.Text),
+    sa.column("changed_by", sa.String),
+    sa.column("changed_at", sa.DateTime),
+)
+
+
+def _change(lead: int, request: str, field: str, new: str, minutes: int) -> dict[str, object]:
+    at = _T0 + timedelta(minutes=minutes)
+    return dict(
+        lead_id=lead, request_id=request, field=field, old_value=None, new_value=new, changed_by="u", changed_at=at
+    )
+
+
+def _stored(db: Database) -> set[tuple[object, ...]]:
+    with db.read() as conn:
+        return {tuple(row) for row in conn.execute(sa.select(_CHANGES))}
+
+
+def test_the_migrated_schema_is_the_one_the_models_describe(db: Database) -> None:
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_history_keeps_every_change_through_the_move_to_write_order_and_back(db: Database) -> None:
+    migrate.downgrade(db, BEFORE_WRITE_ORDER)
+    # Written out of time order, across two leads, one request id sent on two calls.
+    changes = [
+        _change(2, "r2", "FirstName", "b", minutes=5),
+        _change(1, "r1", "FirstName", "a", minutes=1),
+        _change(1, "r1", "LastName", "x", minutes=1),
+        _change(1, "same", "FirstName", "c", minutes=9),
+        _change(1, "same", "FirstName", "d", minutes=7),
+    ]
+    with db.write() as conn:
+        conn.execute(sa.insert(_CHANGES), changes)
+    before = _stored(db)
+    assert len(before) == 5
+
+    migrate.upgrade(db)
+    assert _stored(db) == before
+    with db.read() as conn:
+        newest_first = [(c["new_value"], c["field"]) for c in repository.history(conn, 1, limit=10)]
+        assert newest_first == [("c", "FirstName"), ("d", "FirstName"), ("a", "FirstName"), ("x", "LastName")]
+        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("lead_changes")}
+        assert indexes["ix_lead_changes_lead_id_changed_at"] == ["lead_id", "changed_at"]
+    with db.write() as conn:  # new rows take the next id
+        conn.execute(sa.insert(LeadChange), [_change(2, "r3", "LastName", "e", minutes=11)])
+    after = _stored(db)
+    assert len(after) == 6
+
+    migrate.downgrade(db, BEFORE_WRITE_ORDER)
+    assert _stored(db) == after
+    migrate.upgrade(db)
+    assert _stored(db) == after
