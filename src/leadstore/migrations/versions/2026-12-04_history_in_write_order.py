@@ -32,7 +32,7 @@ def _postgresql() -> bool:
 def _rebuild(id_column: bool) -> None:
     """SQLite cannot change a primary key in place: copy the rows into a new table, in the
     order they were written."""
-    columns = [
+    columns: list[sa.schema.SchemaItem] = [
         sa.Column("lead_id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
         sa.Column("field", sa.String(length=64), nullable=False),
