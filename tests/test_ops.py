@@ -4,12 +4,14 @@ than skips, when PostgreSQL cannot be reached."""
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from leadstore import migrate
 from leadstore.catalog import save_setting
@@ -186,3 +188,39 @@ def test_database_down_answers_503_and_recovers_without_restart(pg_database: str
         wait_until(lambda: api.get(QUICK_SEARCH, params={"key": "down"}).status_code == 200, timeout=10)
         assert api.http.get("/ready").status_code == 200
         assert api.bulk([{"EmailAddress": "down@example.com", "JobTitle": "CTO"}]).status_code == 200
+
+
+def _backend_pid(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    with _admin_engine().connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+def test_a_pooled_connection_idle_for_a_while_is_checked_and_replaced_when_gone(
+    pg_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool checks a connection before use only after it idled PING_AFTER_IDLE_SECONDS:
+    one the server closed meanwhile is replaced without the call noticing. One used a moment
+    ago is not checked (that check is a round trip per call): a call on it fails, after which
+    the pool is replaced."""
+    db = Database(Settings(database_url=pg_database, db_pool_size=1, _env_file=None))  # type: ignore[call-arg]
+    try:
+        monkeypatch.setattr("leadstore.db.PING_AFTER_IDLE_SECONDS", 0.2)
+        first = _backend_pid(db)
+        assert _backend_pid(db) == first  # the pool keeps its connection
+        _terminate(first)
+        time.sleep(0.3)
+        second = _backend_pid(db)  # checked, found gone, replaced: the call did not notice
+        assert second != first
+
+        monkeypatch.setattr("leadstore.db.PING_AFTER_IDLE_SECONDS", 60)
+        _terminate(second)
+        with pytest.raises(OperationalError):
+            _backend_pid(db)  # not checked: this call meets the closed connection
+        assert _backend_pid(db) not in (first, second)
+    finally:
+        db.dispose()
