@@ -139,7 +139,7 @@ class Database:
 def _ping_idle_connections(engine: Engine) -> None:
     """Check a pooled connection before use when it has been idle for a while (the server may
     have closed it since), rather than before every use as SQLAlchemy's ``pool_pre_ping`` does:
-    that ping is a round trip per call (measured: 2-4 % of the bulk update's throughput on
+    that ping is a round trip per call (measured: 1-4 % of the bulk update's throughput on
     PostgreSQL). A connection used a moment ago and found dead all the same fails its call,
     and SQLAlchemy then replaces the whole pool."""
 

@@ -13,9 +13,10 @@ class LeadChange(Base):
     Why write order: a call changes 25 leads. Clustered by lead (as this table once was), every
     one of them is a page of its own to write once leads have long histories (SQLite, 10,000
     leads with ~200 changes each: 51 pages a call for the history alone). Appended rows share
-    the last pages and the index entries are small: 20 % more leads a second there, the same
-    with short histories. The request id alone does not tell changes apart: clients may send
-    the same X-Request-Id on several calls."""
+    the last pages and the index entries are small: the database's own write loop does 20 %
+    more leads a second there, and the same with short histories (bench/README.md). The
+    request id alone does not tell changes apart: clients may send the same X-Request-Id on
+    several calls."""
 
     __tablename__ = "lead_changes"
     __table_args__ = (Index("ix_lead_changes_lead_id_changed_at", "lead_id", "changed_at"),)
