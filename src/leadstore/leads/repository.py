@@ -89,9 +89,9 @@ def apply_updates(
 
     This is the hot path of the bulk update, so the statements go to the driver as SQL text,
     skipping SQLAlchemy's per-row parameter processing (a fifth of a call's CPU). SQLite takes
-    them as executemany (a C loop); PostgreSQL takes each as one statement over arrays, which
-    saves psycopg's per-row pipeline work and the server a parse per row, all in one statement.
-    Column names come from the field registry, quoted by the dialect."""
+    them as executemany (a C loop); PostgreSQL gets them all as one statement over arrays, which
+    saves psycopg's per-row pipeline work, the server a parse per row and round trips. Column
+    names come from the field registry, quoted by the dialect."""
     if not updates:
         return
     # Grouped by the fields in the order given: leads of one call almost always name their

@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 _COLUMNS = "lead_id, request_id, field, old_value, new_value, changed_by, changed_at"
 _OLD_KEY = ["lead_id", "changed_at", "request_id", "field"]
 _INDEX = "ix_lead_changes_lead_id_changed_at"
+_PK = "pk_lead_changes"
 
 
 def _postgresql() -> bool:
@@ -30,8 +31,8 @@ def _postgresql() -> bool:
 
 
 def _rebuild(id_column: bool) -> None:
-    """SQLite cannot change a primary key in place: copy the rows into a new table, in the
-    order they were written."""
+    """SQLite cannot change a primary key in place: copy the rows into a new table, oldest
+    first."""
     columns: list[sa.schema.SchemaItem] = [
         sa.Column("lead_id", sa.Integer(), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
@@ -42,19 +43,11 @@ def _rebuild(id_column: bool) -> None:
         sa.Column("changed_at", sa.DateTime(), nullable=False),
     ]
     if id_column:
-        op.create_table(
-            "lead_changes_rebuilt",
-            sa.Column("id", sa.Integer(), nullable=False),
-            *columns,
-            sa.PrimaryKeyConstraint("id", name="pk_lead_changes"),
-        )
+        table = [sa.Column("id", sa.Integer(), nullable=False), *columns, sa.PrimaryKeyConstraint("id", name=_PK)]
+        op.create_table("lead_changes_rebuilt", *table)
     else:
-        op.create_table(
-            "lead_changes_rebuilt",
-            *columns,
-            sa.PrimaryKeyConstraint(*_OLD_KEY, name="pk_lead_changes"),
-            sqlite_with_rowid=False,
-        )
+        table = [*columns, sa.PrimaryKeyConstraint(*_OLD_KEY, name=_PK)]
+        op.create_table("lead_changes_rebuilt", *table, sqlite_with_rowid=False)
     op.execute(f"INSERT INTO lead_changes_rebuilt ({_COLUMNS}) SELECT {_COLUMNS} FROM lead_changes ORDER BY changed_at")
     op.drop_table("lead_changes")
     op.rename_table("lead_changes_rebuilt", "lead_changes")
@@ -62,9 +55,9 @@ def _rebuild(id_column: bool) -> None:
 
 def upgrade() -> None:
     if _postgresql():
-        op.drop_constraint("pk_lead_changes", "lead_changes", type_="primary")
+        op.drop_constraint(_PK, "lead_changes", type_="primary")
         op.add_column("lead_changes", sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False))
-        op.create_primary_key("pk_lead_changes", "lead_changes", ["id"])
+        op.create_primary_key(_PK, "lead_changes", ["id"])
     else:
         _rebuild(id_column=True)
     op.create_index(_INDEX, "lead_changes", ["lead_id", "changed_at"])
@@ -73,8 +66,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(_INDEX, table_name="lead_changes")
     if _postgresql():
-        op.drop_constraint("pk_lead_changes", "lead_changes", type_="primary")
+        op.drop_constraint(_PK, "lead_changes", type_="primary")
         op.drop_column("lead_changes", "id")
-        op.create_primary_key("pk_lead_changes", "lead_changes", _OLD_KEY)
+        op.create_primary_key(_PK, "lead_changes", _OLD_KEY)
     else:
         _rebuild(id_column=False)
