@@ -22,6 +22,7 @@ from leadstore.fields.validation import normalize
 from leadstore.leads import repository as repo
 from leadstore.leads import search
 from leadstore.leads.changes import UniqueClaims
+from leadstore.models import LeadChange
 from leadstore.users import repository as user_repo
 from leadstore.users import service as user_service
 from leadstore.users.service import Credentials
@@ -181,3 +182,31 @@ def test_a_full_scan_would_be_noticed(db: Database, catalog: Catalog, caught: li
         conn.execute(text("SELECT auto_id FROM leads WHERE job_title = 'x'"))
     with pytest.raises(AssertionError):
         assert_served_by_index(db, caught, ["job_title"])
+
+
+def test_the_history_of_a_lead_is_read_through_the_lead_index(db: Database, statistics: None) -> None:
+    """Lead.ChangeHistory reads one lead's changes, newest first; on SQLite the index hands them
+    over in that order (its entries end with the rowid), so nothing is sorted."""
+    now = datetime(2026, 1, 31, 12, 0, 0)
+    rows = [
+        {"lead_id": i % 500, "request_id": f"r{i}", "field": "FirstName", "changed_by": "u", "changed_at": now}
+        for i in range(ROWS * 5)
+    ]
+    with db.write() as conn:
+        conn.execute(insert(LeadChange), rows)
+    statements: list[Statement] = []
+
+    def catch(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        statements.append((statement, parameters))
+
+    with db.read() as conn:
+        event.listen(conn, "before_cursor_execute", catch)
+        assert [c["request_id"] for c in repo.history(conn, 7, limit=3)] == ["r9507", "r9007", "r8507"]
+        event.remove(conn, "before_cursor_execute", catch)
+        [(statement, parameters)] = statements
+        explained = plan(conn, statement, parameters)
+    if db.engine.dialect.name == "sqlite":
+        assert re.search(r"SEARCH lead_changes USING INDEX ix_lead_changes_lead_id \(lead_id=\?\)", explained)
+        assert "TEMP B-TREE" not in explained, explained
+    else:
+        assert re.search(r"Index Cond: \(lead_id = ", explained), explained

@@ -1,10 +1,13 @@
 """The change history of the bulk update (spec 4.3) and its read endpoint, Lead.ChangeHistory."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import update
 
 from leadstore.db import Database
 from leadstore.leads.changes import REASON_CODE_MEANINGS
+from leadstore.models import LeadChange
 from tests.helpers import Api, make_user
 from tests.leads.bulk_support import history_table
 
@@ -122,6 +125,22 @@ def test_change_history_is_newest_first(api: Api) -> None:
     assert seen == [ids[2], ids[2], ids[1], ids[1], ids[0], ids[0]]
     assert [c["ChangedOn"] for c in history] == sorted((c["ChangedOn"] for c in history), reverse=True)
     assert [c["NewValue"] for c in history if c["Field"] == "FirstName"][:3] == ["Three", "Two", "One"]
+
+
+def test_change_history_is_in_the_order_written_whatever_the_clocks_said(api: Api, db: Database) -> None:
+    """Workers on several hosts stamp changes with their own clocks; the history of a lead lists
+    them in the order they were applied, so each OldValue is the NewValue listed after it."""
+    ann = api.create_lead(EmailAddress="ann@example.com")
+    first = api.bulk([{"EmailAddress": "ann@example.com", "FirstName": "One"}]).headers["X-Request-Id"]
+    with db.write() as conn:  # as if written by a host whose clock runs an hour ahead
+        conn.execute(
+            update(LeadChange)
+            .where(LeadChange.request_id == first)
+            .values(changed_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1))
+        )
+    api.bulk([{"EmailAddress": "ann@example.com", "FirstName": "Two"}])
+    first_names = [(c["OldValue"], c["NewValue"]) for c in changes(api, ann) if c["Field"] == "FirstName"]
+    assert first_names == [("One", "Two"), (None, "One")]
 
 
 def test_change_history_of_a_lead_the_caller_may_not_see(api: Api, db: Database) -> None:

@@ -218,10 +218,7 @@ def record_creation(
 
 def history(conn: Connection, lead_id: int, limit: int) -> Sequence[RowMapping]:
     query = (
-        select(LeadChange.__table__)
-        .where(LeadChange.lead_id == lead_id)
-        .order_by(LeadChange.changed_at.desc(), LeadChange.field)
-        .limit(limit)
+        select(LeadChange.__table__).where(LeadChange.lead_id == lead_id).order_by(LeadChange.id.desc()).limit(limit)
     )
     return conn.execute(query).mappings().all()
 
