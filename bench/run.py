@@ -5,6 +5,7 @@ For each database (SQLite, PostgreSQL) and size (10,000 and 1,000,000 stored lea
   service  25-lead calls through one `leadstore serve` process, driven by wrk (a compiled load
            generator in another process, so it does not eat the server's Python CPU), with 8
            and with 16 connections: the peak is the better of the two;
+  lone     one connection, call after call: a call's latency with nothing to wait for;
   latency  the service at half its measured peak rate: p50 and p99 per call.
 Prints a table, then one JSON line with every figure. See bench/README.md.
 """
@@ -93,6 +94,7 @@ def wrk(url: str, leads: int, seconds: float, connections: int, delay_ms: float 
 
 
 LATENCY_CONNECTIONS = 4
+LONE_SECONDS = 5
 
 
 def half_peak_delay(target: str, leads: int, rate: float) -> float:
@@ -146,7 +148,9 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         # waiting together, so more connections can mean more calls a second.
         by_connections = {c: wrk(target, leads, seconds, c) for c in (connections, 2 * connections)}
         peak = max(by_connections.values(), key=lambda run: run["rps"])
-        print(f"[{database} {leads:,}] latency at half peak ...", file=sys.stderr, flush=True)
+        print(f"[{database} {leads:,}] latency alone and at half peak ...", file=sys.stderr, flush=True)
+        # The floor of any latency on this machine, against which the half-peak figures read.
+        lone = wrk(target, leads, LONE_SECONDS, 1)
         paced = wrk(target, leads, seconds, LATENCY_CONNECTIONS, half_peak_delay(target, leads, peak["rps"] / 2))
         rss = peak_rss_mb(server.pid)
     finally:
@@ -166,10 +170,11 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         "service_leads_per_s": round(service_lps),
         "service_leads_per_s_by_connections": {c: round(run["rps"] * 25) for c, run in by_connections.items()},
         "ratio": round(service_lps / raw_lps, 2),
+        "lone_p50_ms": round(lone["p50_ms"], 2),
         "p50_ms": round(paced["p50_ms"], 2),
         "p99_ms": round(paced["p99_ms"], 2),
         "latency_rate_leads_per_s": round(paced["rps"] * 25),
-        "errors": int(sum(run["errors"] for run in by_connections.values()) + paced["errors"]),
+        "errors": int(sum(run["errors"] for run in [*by_connections.values(), lone, paced])),
         "peak_rss_mb": round(rss, 1),
         "prepare_s": round(prepared.seconds, 1),
     }
@@ -191,13 +196,14 @@ def main() -> None:
         for size in args.sizes.split(",")
     ]
     header = (
-        f"{'database':<11}{'leads':>10}{'raw/s':>9}{'service/s':>11}{'ratio':>7}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}"
+        f"{'database':<11}{'leads':>10}{'raw/s':>9}{'service/s':>11}{'ratio':>7}"
+        f"{'lone ms':>8}{'p50 ms':>8}{'p99 ms':>8}{'RSS MB':>8}"
     )
     print(header)
     for r in rows:
         print(
             f"{r['database']:<11}{r['leads']:>10,}{r['raw_leads_per_s']:>9,}{r['service_leads_per_s']:>11,}"
-            f"{r['ratio']:>7}{r['p50_ms']:>8}{r['p99_ms']:>8}{r['peak_rss_mb']:>8}"
+            f"{r['ratio']:>7}{r['lone_p50_ms']:>8}{r['p50_ms']:>8}{r['p99_ms']:>8}{r['peak_rss_mb']:>8}"
         )
     print(json.dumps({"bench": "bulk-update-v2", "sqlite_synchronous": "FULL", "results": rows}))
 

@@ -187,7 +187,7 @@ async def metadata(request: Request, principal: CurrentPrincipal) -> Response:
 
 @router.get("/Lead.ChangeHistory")
 async def change_history(request: Request, principal: CurrentPrincipal) -> Response:
-    """(leadstore) The recorded changes of lead `leadId`, newest first: field, old and new value,
-    who, when (UTC) and the request id."""
+    """(leadstore) The recorded changes of lead `leadId`, newest first in the order they were
+    written: field, old and new value, who, when (UTC) and the request id."""
     state, lead_id = app_state(request), query_param(request, "leadId")
     return json_response(await run_in_threadpool(search.change_history, state.catalog.snapshot(), principal, lead_id))

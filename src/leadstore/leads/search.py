@@ -181,7 +181,8 @@ def metadata(catalog: CatalogSnapshot, principal: Principal, schema_name: str | 
 def change_history(
     catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """The lead's recorded changes, newest first; fields the caller may not read are left out."""
+    """The lead's recorded changes, newest first in the order written; fields the caller may not
+    read are left out."""
     table = catalog.fields.table
     with catalog.db.read() as conn:
         rows = repo.find(conn, table, "prospect_id", [(prospect_id or "").strip()], principal)
