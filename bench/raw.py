@@ -1,12 +1,15 @@
 """The database's own speed at the bulk update's work, with no HTTP and no leadstore code:
 per call, look 25 leads up by email, update 4 fields of each, insert one history row per
-changed field, in one transaction, through the bare driver (sqlite3 or psycopg)."""
+changed field, in one transaction, through the bare driver (sqlite3 or psycopg). As the
+service does, the history rows get their ids first and chain on from each lead's newest
+change, which the lead row then points at."""
 
 import random
 import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from sqlalchemy import make_url
@@ -48,25 +51,30 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
         cursor.execute(begin)
         marks = ", ".join([placeholder] * 25)
         cursor.execute(
-            f"SELECT auto_id, {', '.join(FIELDS)} FROM leads WHERE email_address IN ({marks}) ORDER BY auto_id{lock}",
+            f"SELECT auto_id, last_change_id, {', '.join(FIELDS)} FROM leads WHERE email_address IN ({marks}) "
+            f"ORDER BY auto_id{lock}",
             emails,
         )
         rows = cursor.fetchall()
+        ids = iter(_reserve_ids(cursor, 4 * len(rows), postgresql=placeholder == "%s"))
+        request_id = uuid.uuid4().hex
+        updates, history = [], []
+        for auto_id, previous, *old in rows:
+            for i in range(4):
+                change_id = next(ids)
+                new = f"{tag}{'abcd'[i]}"
+                history.append((change_id, previous, auto_id, SCHEMA[i], old[i], new, request_id, user_id, now))
+                previous = change_id
+            updates.append((f"{tag}a", f"{tag}b", f"{tag}c", f"{tag}d", now, user_id, previous, auto_id))
         sets = ", ".join(f"{f} = {placeholder}" for f in FIELDS)
         cursor.executemany(
-            f"UPDATE leads SET {sets}, modified_on = {placeholder}, modified_by = {placeholder} "
-            f"WHERE auto_id = {placeholder}",
-            [(f"{tag}a", f"{tag}b", f"{tag}c", f"{tag}d", now, user_id, row[0]) for row in rows],
+            f"UPDATE leads SET {sets}, modified_on = {placeholder}, modified_by = {placeholder}, "
+            f"last_change_id = {placeholder} WHERE auto_id = {placeholder}",
+            updates,
         )
-        request_id = uuid.uuid4().hex
-        history = [
-            (row[0], request_id, SCHEMA[i], row[i + 1], f"{tag}{'abcd'[i]}", user_id, now)
-            for row in rows
-            for i in range(4)
-        ]
         cursor.executemany(
-            "INSERT INTO lead_changes (lead_id, request_id, field, old_value, new_value, changed_by, changed_at) "
-            f"VALUES ({', '.join([placeholder] * 7)})",
+            "INSERT INTO lead_changes (id, previous_id, lead_id, field, old_value, new_value, request_id, changed_by, "
+            f"changed_at) VALUES ({', '.join([placeholder] * 9)})",
             history,
         )
         cursor.execute("COMMIT")
@@ -74,3 +82,13 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
     elapsed = time.perf_counter() - started
     conn.close()
     return calls * 25 / elapsed
+
+
+def _reserve_ids(cursor: Any, count: int, postgresql: bool) -> list[int]:
+    if postgresql:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
+        )
+        return [row[0] for row in cursor.fetchall()]
+    largest = cursor.execute("SELECT max(id) FROM lead_changes").fetchone()[0] or 0
+    return list(range(largest + 1, largest + 1 + count))

@@ -1,5 +1,5 @@
 """Migrations build the schema the models describe, and moving the change history to write
-order (and back) keeps every change."""
+order and to a chain per lead (and back) keeps every change."""
 
 from datetime import datetime, timedelta
 
@@ -9,8 +9,12 @@ from alembic.migration import MigrationContext
 
 from leadstore import migrate
 from leadstore.db import Base, Database
+from leadstore.fields.model import SYSTEM_FIELDS
 from leadstore.leads import repository
-from leadstore.models import LeadChange
+from leadstore.models import Lead
+
+LAST_NAME = next(f for f in SYSTEM_FIELDS if f.schema_name == "LastName")
+_LEADS = Lead.__table__
 
 BEFORE_WRITE_ORDER = "5b1e0c7d9a42"
 _T0 = datetime(2026, 1, 1, 9, 0, 0, 123456)
@@ -45,9 +49,24 @@ def test_the_migrated_schema_is_the_one_the_models_describe(db: Database) -> Non
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
 
 
-def test_history_keeps_every_change_through_the_move_to_write_order_and_back(db: Database) -> None:
+def _histories(db: Database) -> dict[int, list[tuple[str, str]]]:
+    """Each lead's history as the service reads it: (new value, field), newest first."""
+    with db.read() as conn:
+        newest = conn.execute(sa.select(_LEADS.c.auto_id, _LEADS.c.last_change_id).order_by(_LEADS.c.auto_id))
+        return {
+            lead: [(c["new_value"], c["field"]) for c in repository.history(conn, change, limit=10)]
+            for lead, change in newest
+        }
+
+
+def test_history_keeps_every_change_through_the_move_to_write_order_and_a_chain_and_back(db: Database) -> None:
     migrate.downgrade(db, BEFORE_WRITE_ORDER)
-    # Across two leads, one request id sent on two calls.
+    with db.write() as conn:
+        conn.execute(
+            sa.insert(_LEADS),
+            [dict(auto_id=lead, prospect_id=f"p{lead}", created_on=_T0, modified_on=_T0) for lead in (1, 2, 3)],
+        )
+    # Across two leads (the third has none), one request id sent on two calls.
     changes = [
         _change(1, "r1", "FirstName", "a", minutes=1),
         _change(1, "r1", "LastName", "x", minutes=1),
@@ -62,17 +81,23 @@ def test_history_keeps_every_change_through_the_move_to_write_order_and_back(db:
 
     migrate.upgrade(db)
     assert _stored(db) == before
+    assert _histories(db) == {
+        1: [("d", "FirstName"), ("c", "FirstName"), ("x", "LastName"), ("a", "FirstName")],
+        2: [("b", "FirstName")],
+        3: [],
+    }
     with db.read() as conn:
-        newest_first = [(c["new_value"], c["field"]) for c in repository.history(conn, 1, limit=10)]
-        assert newest_first == [("d", "FirstName"), ("c", "FirstName"), ("x", "LastName"), ("a", "FirstName")]
-        indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("lead_changes")}
-        assert indexes == {"ix_lead_changes_lead_id": ["lead_id"]}
-    with db.write() as conn:  # new rows take the next id
-        conn.execute(sa.insert(LeadChange), [_change(2, "r3", "LastName", "e", minutes=11)])
+        assert sa.inspect(conn).get_indexes("lead_changes") == []
+    with db.write() as conn:  # the service's next change to lead 2 takes the next id and goes on from its newest
+        stored = conn.execute(sa.select(_LEADS).where(_LEADS.c.auto_id == 2)).mappings().one()
+        update = repository.LeadUpdate(2, stored, {LAST_NAME: "e"})
+        repository.apply_updates(conn, _LEADS, [update], "u", "r3", _T0 + timedelta(minutes=11))
     after = _stored(db)
     assert len(after) == 6
+    assert _histories(db)[2] == [("e", "LastName"), ("b", "FirstName")]
 
     migrate.downgrade(db, BEFORE_WRITE_ORDER)
     assert _stored(db) == after
     migrate.upgrade(db)
     assert _stored(db) == after
+    assert _histories(db)[2] == [("e", "LastName"), ("b", "FirstName")]

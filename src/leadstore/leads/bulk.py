@@ -206,8 +206,9 @@ class BulkUpdate:
         column = self.key_field.column
         findable = [c for c in checked if c.failure is None]
         wanted = {c.key for c in findable}
-        # Only the columns this call reads: the key and the fields it writes (old values).
-        needed = {column, *(f.column for c in findable for f in c.values)}
+        # Only the columns this call reads: the key, the fields it writes (old values) and the
+        # newest change, which the history it writes goes on from.
+        needed = {column, "last_change_id", *(f.column for c in findable for f in c.values)}
         rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite, columns=needed)
         by_key = {row[column]: row for row in rows}
 

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, RowMapping, Table, false, insert, select
+from sqlalchemy import Connection, DateTime, Dialect, RowMapping, Table, false, insert, literal, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
 from leadstore.fields.model import DataType, Field
 from leadstore.fields.validation import to_wire
-from leadstore.models import LeadChange
+from leadstore.models import Lead, LeadChange
 
 
 def scope_filter(table: Table, principal: Principal) -> ColumnElement[bool] | None:
@@ -99,17 +99,37 @@ def apply_updates(
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]] = {}
     for item in updates:
         by_fields.setdefault(tuple(item.new), []).append(item)
-    history = [
-        (item.lead_id, f.schema_name, to_wire(f, item.old.get(f.column)), to_wire(f, value))
-        for item in updates
-        for f, value in item.new.items()
-    ]
     sql = _driver_sql(conn.dialect)
+    ids = iter(reserve_change_ids(conn, sum(len(item.new) for item in updates)))
+    # Each lead's chain goes on from its newest change (read under the row's lock).
+    history: list[tuple[Any, ...]] = []
+    newest: dict[int, int | None] = {}
+    for item in updates:
+        previous: int | None = newest.get(item.lead_id, item.old.get("last_change_id"))
+        for f, value in item.new.items():
+            change_id = next(ids)
+            old = to_wire(f, item.old.get(f.column))
+            history.append((change_id, previous, item.lead_id, f.schema_name, old, to_wire(f, value)))
+            previous = change_id
+        newest[item.lead_id] = previous
     write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
     # ModifiedOn reads back to the second (so a lookup by the value read matches); the history
-    # keeps microseconds, which order the changes.
+    # keeps microseconds.
     stamp = _Stamp(request_id, user_id, sql.datetime(now), sql.datetime(now.replace(microsecond=0)))
-    write(conn, sql, table.name, by_fields, history, stamp)
+    write(conn, sql, table.name, by_fields, newest, history, stamp)
+
+
+def reserve_change_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for ``count`` new history rows, known before they are written so that the chain can
+    point at them. SQLite: past the largest id (the write lock keeps anyone else from taking
+    them); PostgreSQL: from the id's sequence."""
+    if conn.dialect.name == "postgresql":
+        reserved = conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
+        )
+        return [int(row[0]) for row in reserved.cursor.fetchall()]
+    largest = conn.exec_driver_sql("SELECT max(id) FROM lead_changes").scalar() or 0
+    return list(range(largest + 1, largest + 1 + count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +140,8 @@ class _Stamp:
     modified_on: Any
 
 
-_HISTORY_COLUMNS = "lead_id, request_id, field, old_value, new_value, changed_by, changed_at"
+# In the order of ``apply_updates``'s history rows, then the call's stamp.
+_HISTORY_COLUMNS = "id, previous_id, lead_id, field, old_value, new_value, request_id, changed_by, changed_at"
 
 
 def _write_rows(
@@ -128,22 +149,20 @@ def _write_rows(
     sql: "_DriverSql",
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
+    newest: dict[int, int | None],
     history: list[tuple[Any, ...]],
     stamp: _Stamp,
 ) -> None:
     for fields, items in by_fields.items():
-        columns = [*(f.column for f in fields), "modified_on", "modified_by"]
+        columns = [*(f.column for f in fields), "modified_on", "modified_by", "last_change_id"]
         assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in columns)
-        rows = [(*(item.new[f] for f in fields), stamp.modified_on, stamp.user_id, item.lead_id) for item in items]
-        conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
-    if history:
         rows = [
-            (lead, stamp.request_id, field, old, new, stamp.user_id, stamp.changed_at)
-            for lead, field, old, new in history
+            (*(item.new[f] for f in fields), stamp.modified_on, stamp.user_id, newest[item.lead_id], item.lead_id)
+            for item in items
         ]
-        conn.exec_driver_sql(
-            f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) VALUES ({', '.join([sql.mark] * 7)})", rows
-        )
+        conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
+    rows = [(*change, stamp.request_id, stamp.user_id, stamp.changed_at) for change in history]
+    conn.exec_driver_sql(f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) VALUES ({', '.join([sql.mark] * 9)})", rows)
 
 
 def _write_arrays(
@@ -151,6 +170,7 @@ def _write_arrays(
     sql: "_DriverSql",
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
+    newest: dict[int, int | None],
     history: list[tuple[Any, ...]],
     stamp: _Stamp,
 ) -> None:
@@ -163,17 +183,20 @@ def _write_arrays(
         arrays = ", ".join(f"%s::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
         names = ", ".join(f"v{i}" for i in range(len(fields)))
         updates.append(
-            f"u{n} AS (UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s "
-            f"FROM unnest(%s::integer[], {arrays}) AS v(lead_id, {names}) WHERE auto_id = v.lead_id)"
+            f"u{n} AS (UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s, "
+            f"last_change_id = v.newest FROM unnest(%s::integer[], %s::bigint[], {arrays}) "
+            f"AS v(lead_id, newest, {names}) WHERE auto_id = v.lead_id)"
         )
         params += [stamp.modified_on, stamp.user_id, [item.lead_id for item in items]]
+        params += [[newest[item.lead_id] for item in items]]
         params += [[item.new[f] for item in items] for f in fields]
-    leads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
-    params += [stamp.request_id, stamp.user_id, stamp.changed_at, leads, fields_, olds, news]
+    ids, previous, leads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
+    params += [stamp.request_id, stamp.user_id, stamp.changed_at, ids, previous, leads, fields_, olds, news]
     conn.exec_driver_sql(
         f"WITH {', '.join(updates)} "
-        f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT h.l, %s, h.f, h.o, h.n, %s, %s "
-        "FROM unnest(%s::integer[], %s::text[], %s::text[], %s::text[]) AS h(l, f, o, n)",
+        f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT h.id, h.p, h.l, h.f, h.o, h.n, %s, %s, %s "
+        "FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::text[], %s::text[], %s::text[]) "
+        "AS h(id, p, l, f, o, n)",
         tuple(params),
     )
 
@@ -199,28 +222,41 @@ class _DriverSql:
 def record_creation(
     conn: Connection, lead_id: int, values: Mapping[Field, Any], user_id: str, request_id: str, now: datetime
 ) -> None:
+    """The history of a new lead: one change per field given, chained, the last the newest."""
+    given = [(f.schema_name, to_wire(f, v)) for f, v in values.items() if v is not None]
+    if not given:
+        return
+    ids = reserve_change_ids(conn, len(given))
     rows = [
         {
+            "id": change_id,
+            "previous_id": previous,
             "lead_id": lead_id,
             "request_id": request_id,
-            "field": f.schema_name,
+            "field": field_name,
             "old_value": None,
-            "new_value": to_wire(f, v),
+            "new_value": value,
             "changed_by": user_id,
             "changed_at": now,
         }
-        for f, v in values.items()
-        if v is not None
+        for change_id, previous, (field_name, value) in zip(ids, [None, *ids[:-1]], given, strict=True)
     ]
-    if rows:
-        conn.execute(insert(LeadChange), rows)
+    conn.execute(insert(LeadChange), rows)
+    conn.execute(update(Lead).where(Lead.auto_id == lead_id).values(last_change_id=ids[-1]))
 
 
-def history(conn: Connection, lead_id: int, limit: int) -> Sequence[RowMapping]:
-    query = (
-        select(LeadChange.__table__).where(LeadChange.lead_id == lead_id).order_by(LeadChange.id.desc()).limit(limit)
-    )
-    return conn.execute(query).mappings().all()
+def history(conn: Connection, newest_id: int | None, limit: int) -> list[RowMapping]:
+    """A lead's changes, newest first: from its newest change (``last_change_id``) back along
+    the chain, at most ``limit``, one primary-key lookup each."""
+    if newest_id is None:
+        return []
+    changes = LeadChange.__table__
+    chain = select(changes, literal(1).label("depth")).where(changes.c.id == newest_id).cte("chain", recursive=True)
+    earlier = changes.alias("earlier")
+    step = select(earlier, chain.c.depth + 1).join(chain, earlier.c.id == chain.c.previous_id)
+    chain = chain.union_all(step.where(chain.c.depth < limit))
+    columns = [chain.c[c.name] for c in changes.columns]
+    return list(conn.execute(select(*columns).order_by(chain.c.depth)).mappings())
 
 
 @functools.cache

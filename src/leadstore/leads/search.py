@@ -188,7 +188,7 @@ def change_history(
         rows = repo.find(conn, table, "prospect_id", [(prospect_id or "").strip()], principal)
         if not rows:
             raise LeadNotFound("Lead does not exist in the system")
-        changes = repo.history(conn, rows[0]["auto_id"], limit)
+        changes = repo.history(conn, rows[0]["last_change_id"], limit)
     readable = {f.schema_name for f in catalog.fields.fields if principal.can_read(f)}
     return [
         {
