@@ -9,7 +9,6 @@ import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from sqlalchemy import make_url
@@ -23,16 +22,23 @@ SCHEMA = ("FirstName", "LastName", "JobTitle", "mx_City")
 def run(url: str, leads: int, seconds: float, user_id: str) -> float:
     """Leads per second from one client over ``seconds``."""
     parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite"):
+    postgresql = not parsed.drivername.startswith("sqlite")
+    if not postgresql:
         conn = sqlite3.connect(parsed.database or "", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        placeholder, begin, lock = "?", "BEGIN IMMEDIATE", ""
+        placeholder, begin, lock, ids_per_lead = "?", "BEGIN IMMEDIATE", "", ""
     else:
         conn = psycopg.connect(
             host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database, autocommit=True
         )  # type: ignore[assignment]
         placeholder, begin, lock = "%s", "BEGIN", " FOR UPDATE"
+        # The service takes its ids from the sequence inside its one write statement; here they
+        # come with the lookup (auto_id in the subquery makes it run once per row).
+        ids_per_lead = (
+            ", ARRAY(SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) "
+            "FROM generate_series(1, 4 + 0 * auto_id))"
+        )
     rng = random.Random(1)
     # Values new to this run: the run after the service's would otherwise write the first run's
     # values again where the service left those leads alone, and PostgreSQL skips the index
@@ -51,12 +57,17 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
         cursor.execute(begin)
         marks = ", ".join([placeholder] * 25)
         cursor.execute(
-            f"SELECT auto_id, last_change_id, {', '.join(FIELDS)} FROM leads WHERE email_address IN ({marks}) "
-            f"ORDER BY auto_id{lock}",
+            f"SELECT auto_id, last_change_id, {', '.join(FIELDS)}{ids_per_lead} FROM leads "
+            f"WHERE email_address IN ({marks}) ORDER BY auto_id{lock}",
             emails,
         )
         rows = cursor.fetchall()
-        ids = iter(_reserve_ids(cursor, 4 * len(rows), postgresql=placeholder == "%s"))
+        if postgresql:  # ids from the sequence, 4 per lead, in the same round trip
+            ids = iter([i for row in rows for i in row[-1]])
+            rows = [row[:-1] for row in rows]
+        else:
+            largest = cursor.execute("SELECT max(id) FROM lead_changes").fetchone()[0] or 0
+            ids = iter(range(largest + 1, largest + 1 + 4 * len(rows)))
         request_id = uuid.uuid4().hex
         updates, history = [], []
         for auto_id, previous, *old in rows:
@@ -82,13 +93,3 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
     elapsed = time.perf_counter() - started
     conn.close()
     return calls * 25 / elapsed
-
-
-def _reserve_ids(cursor: Any, count: int, postgresql: bool) -> list[int]:
-    if postgresql:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
-        )
-        return [row[0] for row in cursor.fetchall()]
-    largest = cursor.execute("SELECT max(id) FROM lead_changes").fetchone()[0] or 0
-    return list(range(largest + 1, largest + 1 + count))

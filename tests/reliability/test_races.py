@@ -212,6 +212,20 @@ def _check_history(db: Database, ledger: Ledger) -> None:
             value, steps = following[value], steps + 1
         assert steps == len(chain), f"{email}.{name}: the history is not one chain"
         assert value == stored[email][columns[name]], (email, name, value, stored[email][columns[name]])
+    # The chain each lead keeps, from its newest change back, holds every change of the lead
+    # once, each field's new value the old value of its next change.
+    by_change = {row["id"]: row for row in history}
+    for lead in leads:
+        walked, change_id = [], lead["last_change_id"]
+        while change_id is not None and len(walked) <= len(history):
+            walked.append(by_change[change_id])
+            change_id = walked[-1]["previous_id"]
+        assert sorted(c["id"] for c in walked) == sorted(r["id"] for r in history if r["lead_id"] == lead["auto_id"])
+        newest_value: dict[str, str | None] = {}
+        for change in walked:
+            if change["field"] in newest_value:
+                assert change["new_value"] == newest_value[change["field"]], (lead["email_address"], change)
+            newest_value[change["field"]] = change["old_value"]
     for email, row in stored.items():
         codes = [new for old, new in chains.get((email, "mx_Code"), [])]
         assert row["mx_code"] is None or row["mx_code"] in codes, (email, row["mx_code"])

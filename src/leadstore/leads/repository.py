@@ -91,7 +91,9 @@ def apply_updates(
     skipping SQLAlchemy's per-row parameter processing (a fifth of a call's CPU). SQLite takes
     them as executemany (a C loop); PostgreSQL gets them all as one statement over arrays, which
     saves psycopg's per-row pipeline work, the server a parse per row and round trips. Column
-    names come from the field registry, quoted by the dialect."""
+    names come from the field registry, quoted by the dialect.
+
+    Each lead is in ``updates`` at most once: its new changes chain on from its newest."""
     if not updates:
         return
     # Grouped by the fields in the order given: leads of one call almost always name their
@@ -99,30 +101,24 @@ def apply_updates(
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]] = {}
     for item in updates:
         by_fields.setdefault(tuple(item.new), []).append(item)
+    # Each lead's history goes on from its newest change, read under the row's lock.
+    history = [
+        (item.lead_id, item.old.get("last_change_id"), f.schema_name, to_wire(f, item.old.get(f.column)), to_wire(f, v))
+        for item in updates
+        for f, v in item.new.items()
+    ]
     sql = _driver_sql(conn.dialect)
-    ids = iter(reserve_change_ids(conn, sum(len(item.new) for item in updates)))
-    # Each lead's chain goes on from its newest change (read under the row's lock).
-    history: list[tuple[Any, ...]] = []
-    newest: dict[int, int | None] = {}
-    for item in updates:
-        previous: int | None = newest.get(item.lead_id, item.old.get("last_change_id"))
-        for f, value in item.new.items():
-            change_id = next(ids)
-            old = to_wire(f, item.old.get(f.column))
-            history.append((change_id, previous, item.lead_id, f.schema_name, old, to_wire(f, value)))
-            previous = change_id
-        newest[item.lead_id] = previous
     write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
     # ModifiedOn reads back to the second (so a lookup by the value read matches); the history
     # keeps microseconds.
     stamp = _Stamp(request_id, user_id, sql.datetime(now), sql.datetime(now.replace(microsecond=0)))
-    write(conn, sql, table.name, by_fields, newest, history, stamp)
+    write(conn, sql, table.name, by_fields, history, stamp)
 
 
 def reserve_change_ids(conn: Connection, count: int) -> list[int]:
     """Ids for ``count`` new history rows, known before they are written so that the chain can
     point at them. SQLite: past the largest id (the write lock keeps anyone else from taking
-    them); PostgreSQL: from the id's sequence."""
+    them); PostgreSQL: from the id's sequence (the bulk write takes them in its statement)."""
     if conn.dialect.name == "postgresql":
         reserved = conn.exec_driver_sql(
             "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
@@ -149,19 +145,25 @@ def _write_rows(
     sql: "_DriverSql",
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
-    newest: dict[int, int | None],
     history: list[tuple[Any, ...]],
     stamp: _Stamp,
 ) -> None:
+    ids = iter(reserve_change_ids(conn, len(history)))
+    rows: list[tuple[Any, ...]] = []
+    newest: dict[int, int] = {}
+    call = (stamp.request_id, stamp.user_id, stamp.changed_at)
+    for lead, head, *change in history:
+        change_id = next(ids)
+        rows.append((change_id, newest.get(lead, head), lead, *change, *call))
+        newest[lead] = change_id
     for fields, items in by_fields.items():
         columns = [*(f.column for f in fields), "modified_on", "modified_by", "last_change_id"]
         assignments = ", ".join(f"{sql.quote(c)} = {sql.mark}" for c in columns)
-        rows = [
+        updates = [
             (*(item.new[f] for f in fields), stamp.modified_on, stamp.user_id, newest[item.lead_id], item.lead_id)
             for item in items
         ]
-        conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", rows)
-    rows = [(*change, stamp.request_id, stamp.user_id, stamp.changed_at) for change in history]
+        conn.exec_driver_sql(f"UPDATE {sql.quote(table)} SET {assignments} WHERE auto_id = {sql.mark}", updates)
     conn.exec_driver_sql(f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) VALUES ({', '.join([sql.mark] * 9)})", rows)
 
 
@@ -170,33 +172,38 @@ def _write_arrays(
     sql: "_DriverSql",
     table: str,
     by_fields: dict[tuple[Field, ...], list[LeadUpdate]],
-    newest: dict[int, int | None],
     history: list[tuple[Any, ...]],
     stamp: _Stamp,
 ) -> None:
-    # One statement: each UPDATE a data-modifying WITH query (PostgreSQL runs each exactly
-    # once), the history INSERT the main query; one round trip and one plan for the whole write.
+    # One statement: the history rows take their ids from the sequence and chain on from each
+    # lead's newest change (h, c); each UPDATE is a data-modifying WITH query (PostgreSQL runs
+    # each exactly once) that points the lead at its new newest change; the history INSERT is
+    # the main query. One round trip and one plan for the whole write.
+    leads, heads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
+    params: list[Any] = [leads, heads, fields_, olds, news]
+    chain = (
+        "h AS (SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) AS id, h.* "
+        "FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
+        "WITH ORDINALITY AS h(l, head, f, o, n, ord)), "
+        "c AS (SELECT id, l, f, o, n, CASE WHEN lag(l) OVER w = l THEN lag(id) OVER w ELSE head END AS previous_id, "
+        "lead(l) OVER w IS DISTINCT FROM l AS newest FROM h WINDOW w AS (ORDER BY ord))"
+    )
     updates: list[str] = []
-    params: list[Any] = []
     for n, (fields, items) in enumerate(by_fields.items()):
         assignments = ", ".join(f"{sql.quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
         arrays = ", ".join(f"%s::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
         names = ", ".join(f"v{i}" for i in range(len(fields)))
         updates.append(
             f"u{n} AS (UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s, "
-            f"last_change_id = v.newest FROM unnest(%s::integer[], %s::bigint[], {arrays}) "
-            f"AS v(lead_id, newest, {names}) WHERE auto_id = v.lead_id)"
+            f"last_change_id = c.id FROM unnest(%s::integer[], {arrays}) AS v(lead_id, {names}) "
+            "JOIN c ON c.l = v.lead_id AND c.newest WHERE auto_id = v.lead_id)"
         )
         params += [stamp.modified_on, stamp.user_id, [item.lead_id for item in items]]
-        params += [[newest[item.lead_id] for item in items]]
         params += [[item.new[f] for item in items] for f in fields]
-    ids, previous, leads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
-    params += [stamp.request_id, stamp.user_id, stamp.changed_at, ids, previous, leads, fields_, olds, news]
+    params += [stamp.request_id, stamp.user_id, stamp.changed_at]
     conn.exec_driver_sql(
-        f"WITH {', '.join(updates)} "
-        f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT h.id, h.p, h.l, h.f, h.o, h.n, %s, %s, %s "
-        "FROM unnest(%s::bigint[], %s::bigint[], %s::integer[], %s::text[], %s::text[], %s::text[]) "
-        "AS h(id, p, l, f, o, n)",
+        f"WITH {chain}, {', '.join(updates)} "
+        f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT id, previous_id, l, f, o, n, %s, %s, %s FROM c",
         tuple(params),
     )
 
