@@ -15,12 +15,13 @@ class LeadChange(Base):
     row lock, or SQLite's single writer), whatever the clocks of the hosts said.
 
     Why a chain and no index on the lead: a call changes 25 leads. Any index by lead needs a
-    page of its own for each of them once leads have long histories (SQLite, 10,000 leads:
-    25 of the ~45 pages a call writes), while the chain costs nothing extra to write: the lead
-    rows are rewritten by the call anyway and the history rows are appended. There the database's
-    own write loop does ~40 % more leads a second and the service 15-18 % (bench/README.md).
-    Reading a history follows the chain, one primary-key lookup per change. The request id alone does not tell
-    changes apart: clients may send the same X-Request-Id on several calls."""
+    page of its own for each of them once leads have long histories (SQLite, 10,000 leads: 25
+    pages a call for the index alone), while the chain costs nothing extra to write: the lead
+    rows are rewritten by the call anyway and the history rows are appended. There the
+    database's own write loop does ~40 % more leads a second and the service 15-18 %
+    (bench/README.md). Reading a history follows the chain, one primary-key lookup per change.
+    The request id alone does not tell changes apart: clients may send the same X-Request-Id on
+    several calls."""
 
     __tablename__ = "lead_changes"
 
