@@ -115,7 +115,7 @@ def apply_updates(
     write(conn, sql, table.name, by_fields, history, stamp)
 
 
-def reserve_change_ids(conn: Connection, count: int) -> list[int]:
+def _reserve_change_ids(conn: Connection, count: int) -> list[int]:
     """Ids for ``count`` new history rows, known before they are written so that the chain can
     point at them. SQLite: past the largest id (the write lock keeps anyone else from taking
     them); PostgreSQL: from the id's sequence (the bulk write takes them in its statement)."""
@@ -148,7 +148,7 @@ def _write_rows(
     history: list[tuple[Any, ...]],
     stamp: _Stamp,
 ) -> None:
-    ids = iter(reserve_change_ids(conn, len(history)))
+    ids = iter(_reserve_change_ids(conn, len(history)))
     rows: list[tuple[Any, ...]] = []
     newest: dict[int, int] = {}
     call = (stamp.request_id, stamp.user_id, stamp.changed_at)
@@ -233,7 +233,7 @@ def record_creation(
     given = [(f.schema_name, to_wire(f, v)) for f, v in values.items() if v is not None]
     if not given:
         return
-    ids = reserve_change_ids(conn, len(given))
+    ids = _reserve_change_ids(conn, len(given))
     rows = [
         {
             "id": change_id,

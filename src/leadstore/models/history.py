@@ -5,7 +5,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from leadstore.db import Base
 
-_ID = BigInteger().with_variant(Integer, "sqlite")
+# The type of a change id, wherever one is stored. SQLite: INTEGER PRIMARY KEY is the rowid
+# itself (BIGINT would be a column of its own).
+CHANGE_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class LeadChange(Base):
@@ -25,9 +27,8 @@ class LeadChange(Base):
 
     __tablename__ = "lead_changes"
 
-    # SQLite: INTEGER PRIMARY KEY is the rowid itself (BIGINT would be a column of its own).
-    id: Mapped[int] = mapped_column(_ID, primary_key=True)
-    previous_id: Mapped[int | None] = mapped_column(_ID)
+    id: Mapped[int] = mapped_column(CHANGE_ID, primary_key=True)
+    previous_id: Mapped[int | None] = mapped_column(CHANGE_ID)
     lead_id: Mapped[int] = mapped_column(Integer)
     request_id: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))

@@ -4,10 +4,11 @@ knows every column; this class gives Alembic the fixed part."""
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadstore.db import Base
+from leadstore.models.history import CHANGE_ID
 
 
 class Lead(Base):
@@ -37,7 +38,7 @@ class Lead(Base):
     modified_by: Mapped[str | None] = mapped_column(String(36))
     modified_on: Mapped[datetime] = mapped_column(DateTime)
     # The newest entry of the lead's change history (see ``LeadChange``); not a field.
-    last_change_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    last_change_id: Mapped[int | None] = mapped_column(CHANGE_ID)
 
     __table_args__ = (
         Index("ix_leads_owner_id", "owner_id"),
