@@ -34,11 +34,10 @@ def run(url: str, leads: int, seconds: float, user_id: str) -> float:
         )  # type: ignore[assignment]
         placeholder, begin, lock = "%s", "BEGIN", " FOR UPDATE"
         # The service takes its ids from the sequence inside its one write statement; here they
-        # come with the lookup (auto_id in the subquery makes it run once per row).
-        ids_per_lead = (
-            ", ARRAY(SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) "
-            "FROM generate_series(1, 4 + 0 * auto_id))"
-        )
+        # come with the lookup (auto_id in the subquery makes it run once per row), from the
+        # sequence named once.
+        sequence = conn.execute("SELECT pg_get_serial_sequence('lead_changes', 'id')").fetchone()[0]  # type: ignore[index]
+        ids_per_lead = f", ARRAY(SELECT nextval('{sequence}'::regclass) FROM generate_series(1, 4 + 0 * auto_id))"
     rng = random.Random(1)
     # Values new to this run: the run after the service's would otherwise write the first run's
     # values again where the service left those leads alone, and PostgreSQL skips the index

@@ -121,11 +121,16 @@ def _reserve_change_ids(conn: Connection, count: int) -> list[int]:
     them); PostgreSQL: from the id's sequence (the bulk write takes them in its statement)."""
     if conn.dialect.name == "postgresql":
         reserved = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
+            f"SELECT {_NEXT_CHANGE_ID} FROM generate_series(1, %s)", (count,)
         )
         return [int(row[0]) for row in reserved.cursor.fetchall()]
     largest = conn.exec_driver_sql("SELECT max(id) FROM lead_changes").scalar() or 0
     return list(range(largest + 1, largest + 1 + count))
+
+
+# The history id's sequence, looked up once per statement (a subquery PostgreSQL runs once)
+# rather than once per row, which cost a quarter of the bulk write's time.
+_NEXT_CHANGE_ID = "nextval((SELECT pg_get_serial_sequence('lead_changes', 'id')::regclass))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +187,8 @@ def _write_arrays(
     leads, heads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
     params: list[Any] = [leads, heads, fields_, olds, news]
     chain = (
-        "h AS (SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) AS id, h.* "
-        "FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
+        f"h AS (SELECT {_NEXT_CHANGE_ID} AS id, h.* "
+        "FROM unnest(%b::integer[], %b::bigint[], %b::text[], %b::text[], %b::text[]) "
         "WITH ORDINALITY AS h(l, head, f, o, n, ord)), "
         "c AS (SELECT id, l, f, o, n, CASE WHEN lag(l) OVER w = l THEN lag(id) OVER w ELSE head END AS previous_id, "
         "lead(l) OVER w IS DISTINCT FROM l AS newest FROM h WINDOW w AS (ORDER BY ord))"
@@ -191,11 +196,11 @@ def _write_arrays(
     updates: list[str] = []
     for n, (fields, items) in enumerate(by_fields.items()):
         assignments = ", ".join(f"{sql.quote(f.column)} = v.v{i}" for i, f in enumerate(fields))
-        arrays = ", ".join(f"%s::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
+        arrays = ", ".join(f"%b::{_PG_ARRAY[f.data_type == DataType.NUMBER]}" for f in fields)
         names = ", ".join(f"v{i}" for i in range(len(fields)))
         updates.append(
             f"u{n} AS (UPDATE {sql.quote(table)} SET {assignments}, modified_on = %s, modified_by = %s, "
-            f"last_change_id = c.id FROM unnest(%s::integer[], {arrays}) AS v(lead_id, {names}) "
+            f"last_change_id = c.id FROM unnest(%b::integer[], {arrays}) AS v(lead_id, {names}) "
             "JOIN c ON c.l = v.lead_id AND c.newest WHERE auto_id = v.lead_id)"
         )
         params += [stamp.modified_on, stamp.user_id, [item.lead_id for item in items]]
