@@ -120,9 +120,7 @@ def _reserve_change_ids(conn: Connection, count: int) -> list[int]:
     point at them. SQLite: past the largest id (the write lock keeps anyone else from taking
     them); PostgreSQL: from the id's sequence (the bulk write takes them in its statement)."""
     if conn.dialect.name == "postgresql":
-        reserved = conn.exec_driver_sql(
-            f"SELECT {_NEXT_CHANGE_ID} FROM generate_series(1, %s)", (count,)
-        )
+        reserved = conn.exec_driver_sql(f"SELECT {_NEXT_CHANGE_ID} FROM generate_series(1, %s)", (count,))
         return [int(row[0]) for row in reserved.cursor.fetchall()]
     largest = conn.exec_driver_sql("SELECT max(id) FROM lead_changes").scalar() or 0
     return list(range(largest + 1, largest + 1 + count))
@@ -183,7 +181,8 @@ def _write_arrays(
     # One statement: the history rows take their ids from the sequence and chain on from each
     # lead's newest change (h, c); each UPDATE is a data-modifying WITH query (PostgreSQL runs
     # each exactly once) that points the lead at its new newest change; the history INSERT is
-    # the main query. One round trip and one plan for the whole write.
+    # the main query. One round trip and one plan for the whole write. The arrays go in binary
+    # (%b): psycopg writes a text array element by element in Python, escaping each.
     leads, heads, fields_, olds, news = (list(column) for column in zip(*history, strict=True))
     params: list[Any] = [leads, heads, fields_, olds, news]
     chain = (
