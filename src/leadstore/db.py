@@ -117,6 +117,16 @@ class Database:
             return result
         return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
 
+    async def autocommit_async(self, work: Callable[[Connection], T]) -> T:
+        """PostgreSQL: run ``work``, which makes one statement, in autocommit mode: the statement
+        is its own transaction, committed (durably) before it returns, with no BEGIN or COMMIT
+        round trips."""
+        return await anyio.to_thread.run_sync(self._autocommit, work)
+
+    def _autocommit(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+
     def checkpoint(self) -> int:
         """SQLite: copy committed pages from the WAL into the database without blocking
         writers (PASSIVE), so the WAL stays small. Returns the number of frames in the WAL,

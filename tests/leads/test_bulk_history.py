@@ -163,3 +163,42 @@ def test_change_history_is_documented(api: Api) -> None:
     bulk = schema["paths"]["/v2/LeadManagement.svc/Lead/Bulk/UpdateV2"]["post"]
     for code, meaning in REASON_CODE_MEANINGS.items():
         assert f"`{code.value}`: {meaning}" in bulk["description"]
+
+
+def test_leads_writing_the_same_fields_record_exactly_what_changed(api: Api, db: Database) -> None:
+    """The everyday call, every lead writing the same text fields (one statement on PostgreSQL):
+    each lead's history goes on from its own newest change, a lead that changes nothing keeps its
+    ModifiedOn and records nothing, and a lead that fails or is not found writes nothing."""
+    ann = api.create_lead(EmailAddress="ann@example.com", FirstName="Ann", LastName="Lee")
+    api.create_lead(EmailAddress="bob@example.com", FirstName="Bob", LastName="Ray")
+    cat = api.create_lead(EmailAddress="cat@example.com", FirstName="Cat", LastName="Fox")
+    dan = api.create_lead(EmailAddress="dan@example.com", FirstName="Dan")
+    api.bulk([{"EmailAddress": "ann@example.com", "FirstName": "Anna", "LastName": "Lee"}])
+    cat_before, dan_before, history_before = api.lead(cat), api.lead(dan), history_table(db)
+    response = api.bulk(
+        [
+            {"EmailAddress": "ann@example.com", "FirstName": "Annie", "LastName": "Low"},
+            {"EmailAddress": "bob@example.com", "FirstName": "Bob", "LastName": "Roy"},
+            {"EmailAddress": "cat@example.com", "FirstName": "Cat", "LastName": "Fox"},
+            {"EmailAddress": "nobody@example.com", "FirstName": "N", "LastName": "N"},
+            {"EmailAddress": "ANN@example.com", "FirstName": "Again", "LastName": "Again"},
+            {"EmailAddress": "dan@example.com", "FirstName": "x" * 201, "LastName": "Long"},
+        ]
+    )
+    details = response.json()["Details"]
+    assert [item["Index"] for item in details["SuccessfulLeads"]] == [0, 1, 2]
+    assert [(item["Index"], item["ReasonCode"]) for item in details["FailedLeads"]] == [
+        (3, "LEAD_NOT_FOUND"),
+        (4, "DUPLICATE_LEAD_IN_REQUEST"),
+        (5, "TOO_LONG"),
+    ]
+    new = [row for row in history_table(db) if row not in history_before]
+    assert sorted((r["field"], r["old_value"], r["new_value"]) for r in new) == [
+        ("FirstName", "Anna", "Annie"),
+        ("LastName", "Lee", "Low"),
+        ("LastName", "Ray", "Roy"),
+    ]
+    newest = [(c["Field"], c["OldValue"], c["NewValue"]) for c in changes(api, ann)][:3]
+    assert newest == [("LastName", "Lee", "Low"), ("FirstName", "Anna", "Annie"), ("FirstName", "Ann", "Anna")]
+    assert api.lead(cat) == cat_before
+    assert api.lead(dan) == dan_before

@@ -85,3 +85,46 @@ def test_statements_per_call_do_not_grow_with_leads_sent_or_stored(
     # One lookup of the leads, one per unique field changed, one UPDATE per set of changed columns,
     # one INSERT of history rows.
     assert len(full) <= 6, full
+
+
+def test_an_everyday_call_is_one_statement_on_postgresql(
+    api: Api, db: Database, server: LiveServer, no_rate_limit: None
+) -> None:
+    """Leads that all write the same text fields, none unique: PostgreSQL writes the call as one
+    statement in autocommit mode (no BEGIN or COMMIT round trips); a call that writes a unique
+    field, OwnerId or a number, or leads that write different fields, is checked first."""
+    store_leads(db, 5)
+    api.get("/Leads.GetById", params={"id": "warm-up"})  # the caller's keys are checked once, then cached
+    engine = server.server.config.app.state.leadstore.db.engine
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        data = statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "WITH"))
+        if data and "catalog_revision" not in statement:
+            autocommit = getattr(conn.connection.driver_connection, "autocommit", False)  # psycopg's flag
+            seen.append((statement.split()[0].upper(), autocommit))
+
+    def statements(leads: list[dict[str, str]], found: int) -> list[tuple[str, bool]]:
+        seen.clear()
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            response = api.bulk(leads)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert response.status_code == 200, response.text
+        assert response.json()["Status"]["SuccessCount"] == found, response.text
+        return list(seen)
+
+    same_fields = [{"EmailAddress": f"s{i}@example.com", "FirstName": "A", "JobTitle": "B"} for i in range(3)]
+    everyday = statements([*same_fields, {"EmailAddress": "missing@example.com", "FirstName": "X", "JobTitle": "Y"}], 3)
+    if db.is_sqlite:
+        assert len(everyday) >= 3, everyday
+        assert not any(autocommit for _, autocommit in everyday), everyday
+    else:
+        assert everyday == [("WITH", True)]
+    for extra in ({"Mobile": "+91-9800000001"}, {"Score": "3"}, {"OwnerId": api.user.user_id}):
+        checked = statements([{"EmailAddress": "s0@example.com", "FirstName": "C", **extra}], 1)
+        assert len(checked) >= 2, (extra, checked)
+        assert not any(autocommit for _, autocommit in checked), (extra, checked)
+    mixed = statements([{"EmailAddress": "s1@example.com", "FirstName": "D"}, {"EmailAddress": "s2@example.com"}], 2)
+    assert len(mixed) >= 2, mixed

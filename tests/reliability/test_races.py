@@ -61,7 +61,11 @@ def _client(base_url: str, api: Api, ids: dict[str, str], ledger: Ledger, number
             kind = rng.random()
             if kind < 0.6:
                 chosen = rng.sample(emails, rng.randint(1, 6))
-                leads = {email: _values(rng, request_id) for email in chosen}
+                if rng.random() < 0.5:  # every lead the same text fields: PostgreSQL's one-statement write
+                    names = rng.sample(TEXT_FIELDS, rng.randint(1, len(TEXT_FIELDS)))
+                    leads = {email: {name: f"{request_id}:{name}" for name in names} for email in chosen}
+                else:
+                    leads = {email: _values(rng, request_id) for email in chosen}
                 body = {
                     "SearchByKey": "EmailAddress",
                     "LeadPropertiesList": [

@@ -7,6 +7,10 @@ locked lookup of all leads, one query per unique field being changed, one UPDATE
 changed columns and one INSERT of history rows. Should a concurrent call take a unique value
 between our check and our write, the transaction is redone with a savepoint per lead, so
 exactly the lead that lost the race fails, as a duplicate.
+
+The everyday call, whose leads all write the same text fields and no unique one, needs no
+check against the database between reading and writing: on PostgreSQL it is one statement,
+its own transaction (``repository.update_in_one_statement``).
 """
 
 import asyncio
@@ -23,7 +27,7 @@ from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
 from leadstore.db import Database
 from leadstore.errors import InvalidRequest
-from leadstore.fields.model import Field
+from leadstore.fields.model import DataType, Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, normalize
 from leadstore.leads import repository as repo
@@ -143,10 +147,15 @@ class BulkUpdate:
         self._plans: dict[tuple[str, ...], FieldPlan] = {}  # by the attribute names a lead sends
 
     async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
-        """Check the call on the event loop, then write it through ``Database.transact_async``."""
+        """Check the call on the event loop, then write it: as one autocommitted statement where
+        ``_one_statement`` allows, else through ``Database.transact_async``."""
         checked = self.check()
+        one_statement = None if on_answer is not None or self.request.dry_run else self._one_statement(checked)
         for attempt in range(_RETRIES + 1):
             try:
+                if one_statement is not None and attempt == 0:
+                    found = await self.db.autocommit_async(one_statement)
+                    return self._answer(checked, self._match(checked, dict.fromkeys(found, True))[0])
                 work = self._work(checked, attempt, on_answer)
                 return await self.db.transact_async(work, dry_run=self.request.dry_run)
             except (IntegrityError, OperationalError) as exc:
@@ -210,31 +219,8 @@ class BulkUpdate:
         # newest change, which the history it writes goes on from.
         needed = {column, "last_change_id", *(f.column for c in findable for f in c.values)}
         rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite, columns=needed)
-        by_key = {row[column]: row for row in rows}
-
-        outcomes: list[_Outcome] = []
-        first_index: dict[Any, int] = {}
-        candidates: list[tuple[int, Mapping[str, Any], dict[Field, Any]]] = []
-        for c in checked:
-            earlier = first_index.setdefault(c.key, c.index) if c.key is not None else c.index
-            if earlier != c.index:
-                outcomes.append(
-                    _Outcome(
-                        False,
-                        ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
-                        f"The same lead is already at LeadPropertiesList[{earlier}]",
-                    )
-                )
-            elif c.failure is not None:
-                outcomes.append(
-                    _NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure)
-                )
-            elif (row := by_key.get(c.key)) is None:
-                outcomes.append(_NOT_FOUND)
-            else:
-                outcomes.append(_SUCCESS)
-                candidates.append((c.index, row, changed(row, c.values)))
-
+        outcomes, found = self._match(checked, {row[column]: row for row in rows})
+        candidates = [(c.index, row, changed(row, c.values)) for c, row in found]
         updates = self._claim(conn, candidates, outcomes)
         now = datetime.now(UTC).replace(tzinfo=None)
         user = self.principal.user_id
@@ -251,6 +237,72 @@ class BulkUpdate:
                     raise
                 outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
         return outcomes
+
+    def _match(
+        self, checked: list[_Checked], rows: Mapping[Any, Any]
+    ) -> tuple[list[_Outcome], list[tuple[_Checked, Any]]]:
+        """Each lead's outcome as far as finding it decides, given the leads found (``rows``, by
+        key value); and the leads to write, each with what ``rows`` holds for it."""
+        outcomes: list[_Outcome] = []
+        found: list[tuple[_Checked, Any]] = []
+        first_index: dict[Any, int] = {}
+        for c in checked:
+            earlier = first_index.setdefault(c.key, c.index) if c.key is not None else c.index
+            if earlier != c.index:
+                outcomes.append(
+                    _Outcome(
+                        False,
+                        ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
+                        f"The same lead is already at LeadPropertiesList[{earlier}]",
+                    )
+                )
+            elif c.failure is not None:
+                outcomes.append(
+                    _NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure)
+                )
+            elif (row := rows.get(c.key)) is None:
+                outcomes.append(_NOT_FOUND)
+            else:
+                outcomes.append(_SUCCESS)
+                found.append((c, row))
+        return outcomes, found
+
+    def _one_statement(self, checked: list[_Checked]) -> Callable[[Connection], set[Any]] | None:
+        """The write as one statement (``repository.update_in_one_statement``), when the call is
+        of the everyday kind that allows it: PostgreSQL, a text search key, and leads that all
+        write the same text fields, none of them unique nor OwnerId (whose checks need the
+        database first, see ``_claim``). None otherwise."""
+        if self.db.is_sqlite or self.key_field.data_type == DataType.NUMBER:
+            return None
+        owner = self.registry.get("OwnerId")
+        fields: tuple[Field, ...] | None = None
+        leads: list[tuple[Any, list[Any]]] = []
+        first: set[Any] = set()
+        for c in checked:
+            if c.key is None or c.key in first:
+                continue  # a later mention of a lead is answered as a duplicate (``_match``)
+            first.add(c.key)
+            if c.failure is not None:
+                continue
+            if fields is None:
+                fields = tuple(c.values)
+                if not fields or any(f.is_unique or f is owner or f.data_type == DataType.NUMBER for f in fields):
+                    return None
+            elif tuple(c.values) != fields:
+                return None
+            leads.append((c.key, list(c.values.values())))
+        if fields is None:
+            return None
+        table, key = self.registry.table, self.key_field
+        owners, user = self.principal.lead_owners, self.principal.user_id
+
+        def write(conn: Connection) -> set[Any]:
+            if owners is not None and not owners:
+                return set()  # this user may touch no lead
+            now = datetime.now(UTC).replace(tzinfo=None)
+            return repo.update_in_one_statement(conn, table, key, fields, leads, owners, user, self.request_id, now)
+
+        return write
 
     def _claim(
         self,
