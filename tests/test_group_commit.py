@@ -150,3 +150,28 @@ def test_a_batch_waits_off_the_loop_while_another_process_holds_the_write_lock(
     assert ticks >= 20  # the loop ran while the batch waited ~0.5 s for the lock
     assert _keys(sqlite_db) == {"first", "waited"}
     assert _together(sqlite_db, (_insert("after"), False)) == ["after"]  # and the next batch begins at once
+
+
+def test_a_committed_batch_answers_before_the_next_batch_runs(sqlite_db: Database) -> None:
+    events: list[str] = []
+
+    def first(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO items (key) VALUES ('first')"))
+        events.append("first written")
+
+    def second(conn: Connection) -> None:
+        events.append("second runs")
+
+    async def run() -> None:
+        async def caller() -> None:
+            await sqlite_db.transact_async(first)
+            events.append("first answered")
+
+        first_call = asyncio.create_task(caller())
+        while not events:  # the first batch is on its way to COMMIT
+            await asyncio.sleep(0)
+        # Lands in the next batch, which starts once the first has committed.
+        await asyncio.gather(first_call, sqlite_db.transact_async(second))
+
+    asyncio.run(run())
+    assert events == ["first written", "first answered", "second runs"]
