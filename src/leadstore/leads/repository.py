@@ -188,9 +188,7 @@ def _write_arrays(
     chain = (
         f"h AS (SELECT {_NEXT_CHANGE_ID} AS id, h.* "
         "FROM unnest(%b::integer[], %b::bigint[], %b::text[], %b::text[], %b::text[]) "
-        "WITH ORDINALITY AS h(l, head, f, o, n, ord)), "
-        "c AS (SELECT id, l, f, o, n, CASE WHEN lag(l) OVER w = l THEN lag(id) OVER w ELSE head END AS previous_id, "
-        "lead(l) OVER w IS DISTINCT FROM l AS newest FROM h WINDOW w AS (ORDER BY ord))"
+        f"WITH ORDINALITY AS h(l, head, f, o, n, ord)), {_chain('ord')}"
     )
     updates: list[str] = []
     for n, (fields, items) in enumerate(by_fields.items()):
@@ -205,14 +203,24 @@ def _write_arrays(
         params += [stamp.modified_on, stamp.user_id, [item.lead_id for item in items]]
         params += [[item.new[f] for item in items] for f in fields]
     params += [stamp.request_id, stamp.user_id, stamp.changed_at]
-    conn.exec_driver_sql(
-        f"WITH {chain}, {', '.join(updates)} "
-        f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT id, previous_id, l, f, o, n, %s, %s, %s FROM c",
-        tuple(params),
-    )
+    conn.exec_driver_sql(f"WITH {chain}, {', '.join(updates)} {_INSERT_CHAIN}", tuple(params))
 
 
 _PG_ARRAY = {False: "text[]", True: "float8[]"}
+
+
+def _chain(order: str) -> str:
+    """The CTE ``c``: the history rows of ``h`` (lead ``l``, its newest stored change ``head``),
+    each pointing at the change before it of the same lead, in ``order``, the first at ``head``;
+    the last of each lead is marked ``newest``."""
+    return (
+        "c AS (SELECT id, l, f, o, n, CASE WHEN lag(l) OVER w = l THEN lag(id) OVER w ELSE head END AS previous_id, "
+        f"lead(l) OVER w IS DISTINCT FROM l AS newest FROM h WINDOW w AS (ORDER BY {order}))"
+    )
+
+
+# The history rows of ``c``, then the call's stamp: request id, user, time.
+_INSERT_CHAIN = f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT id, previous_id, l, f, o, n, %s, %s, %s FROM c"
 
 
 def update_in_one_statement(
@@ -250,13 +258,10 @@ def update_in_one_statement(
         f"WHERE {q(key.column)} = ANY(%b::text[]){scope} ORDER BY auto_id FOR UPDATE), "
         f"h AS (SELECT {_NEXT_CHANGE_ID} AS id, x.* FROM (SELECT m.auto_id AS l, m.head, f.name AS f, f.o, f.n, "
         f"v.ord, f.pos FROM m JOIN v ON v.k = m.k CROSS JOIN LATERAL (VALUES {pairs}) AS f(pos, name, o, n) "
-        "WHERE f.o IS DISTINCT FROM f.n) x), "
-        "c AS (SELECT id, l, f, o, n, CASE WHEN lag(l) OVER w = l THEN lag(id) OVER w ELSE head END AS previous_id, "
-        "lead(l) OVER w IS DISTINCT FROM l AS newest FROM h WINDOW w AS (ORDER BY ord, pos)), "
+        f"WHERE f.o IS DISTINCT FROM f.n) x), {_chain('ord, pos')}, "
         f"u AS (UPDATE {q(table.name)} SET {sets}, modified_on = %s, modified_by = %s, last_change_id = c.id "
         f"FROM c JOIN m ON m.auto_id = c.l JOIN v ON v.k = m.k WHERE c.newest AND {q(table.name)}.auto_id = c.l), "
-        f"i AS (INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT id, previous_id, l, f, o, n, %s, %s, %s FROM c) "
-        "SELECT k FROM m"
+        f"i AS ({_INSERT_CHAIN}) SELECT k FROM m"
     )
     keys = [k for k, _ in leads]
     params: list[Any] = [keys, *([values[i] for _, values in leads] for i in n), keys]
