@@ -155,7 +155,7 @@ class BulkUpdate:
             try:
                 if one_statement is not None and attempt == 0:
                     found = await self.db.autocommit_async(one_statement)
-                    return self._answer(checked, self._match(checked, dict.fromkeys(found, True))[0])
+                    return self._answer(checked, self._match(checked, found)[0])
                 work = self._work(checked, attempt, on_answer)
                 return await self.db.transact_async(work, dry_run=self.request.dry_run)
             except (IntegrityError, OperationalError) as exc:
@@ -267,7 +267,7 @@ class BulkUpdate:
                 found.append((c, row))
         return outcomes, found
 
-    def _one_statement(self, checked: list[_Checked]) -> Callable[[Connection], set[Any]] | None:
+    def _one_statement(self, checked: list[_Checked]) -> Callable[[Connection], dict[Any, int]] | None:
         """The write as one statement (``repository.update_in_one_statement``), when the call is
         of the everyday kind that allows it: PostgreSQL, a text search key, and leads that all
         write the same text fields, none of them unique nor OwnerId (whose checks need the
@@ -296,9 +296,9 @@ class BulkUpdate:
         table, key = self.registry.table, self.key_field
         owners, user = self.principal.lead_owners, self.principal.user_id
 
-        def write(conn: Connection) -> set[Any]:
+        def write(conn: Connection) -> dict[Any, int]:
             if owners is not None and not owners:
-                return set()  # this user may touch no lead
+                return {}  # this user may touch no lead
             now = datetime.now(UTC).replace(tzinfo=None)
             return repo.update_in_one_statement(conn, table, key, fields, leads, owners, user, self.request_id, now)
 

@@ -109,10 +109,7 @@ def apply_updates(
     ]
     sql = _driver_sql(conn.dialect)
     write = _write_arrays if conn.dialect.name == "postgresql" else _write_rows
-    # ModifiedOn reads back to the second (so a lookup by the value read matches); the history
-    # keeps microseconds.
-    stamp = _Stamp(request_id, user_id, sql.datetime(now), sql.datetime(now.replace(microsecond=0)))
-    write(conn, sql, table.name, by_fields, history, stamp)
+    write(conn, sql, table.name, by_fields, history, _Stamp.of(sql, request_id, user_id, now))
 
 
 def _reserve_change_ids(conn: Connection, count: int) -> list[int]:
@@ -133,10 +130,18 @@ _NEXT_CHANGE_ID = "nextval((SELECT pg_get_serial_sequence('lead_changes', 'id'):
 
 @dataclass(frozen=True, slots=True)
 class _Stamp:
+    """Who wrote a call's changes, and when, as the driver takes them."""
+
     request_id: str
     user_id: str
     changed_at: Any
     modified_on: Any
+
+    @classmethod
+    def of(cls, sql: "_DriverSql", request_id: str, user_id: str, now: datetime) -> "_Stamp":
+        # ModifiedOn reads back to the second (so a lookup by the value read matches); the
+        # history keeps microseconds.
+        return cls(request_id, user_id, sql.datetime(now), sql.datetime(now.replace(microsecond=0)))
 
 
 # In the order of ``apply_updates``'s history rows, then the call's stamp.
@@ -233,10 +238,10 @@ def update_in_one_statement(
     user_id: str,
     request_id: str,
     now: datetime,
-) -> set[Any]:
+) -> dict[Any, int]:
     """PostgreSQL: the whole bulk write as one statement, for leads that all write the same text
     fields and no unique one. Each of ``leads`` is (key value, new values in ``fields``' order);
-    returns the keys of the leads found (within ``owners``; None: any lead).
+    returns the leads found (within ``owners``; None: any lead), their ids by key value.
 
     The statement locks the leads in id order (m), keeps the fields whose values differ (h) and
     chains them on from each lead's newest change (c), then updates the leads that change (u)
@@ -248,9 +253,9 @@ def update_in_one_statement(
     q = sql.quote
     n = range(len(fields))
     scope = " AND owner_id = ANY(%b::text[])" if owners is not None else ""
-    olds = ", ".join(f"{q(f.column)} AS o{i}" for i, f in zip(n, fields, strict=True))
+    olds = ", ".join(f"{q(f.column)} AS o{i}" for i, f in enumerate(fields))
     pairs = ", ".join(f"({i}, %s::text, m.o{i}, v.n{i})" for i in n)
-    sets = ", ".join(f"{q(f.column)} = v.n{i}" for i, f in zip(n, fields, strict=True))
+    sets = ", ".join(f"{q(f.column)} = v.n{i}" for i, f in enumerate(fields))
     statement = (
         f"WITH v AS (SELECT * FROM unnest(%b::text[], {', '.join(['%b::text[]'] * len(fields))}) "
         f"WITH ORDINALITY AS v(k, {', '.join(f'n{i}' for i in n)}, ord)), "
@@ -261,16 +266,17 @@ def update_in_one_statement(
         f"WHERE f.o IS DISTINCT FROM f.n) x), {_chain('ord, pos')}, "
         f"u AS (UPDATE {q(table.name)} SET {sets}, modified_on = %s, modified_by = %s, last_change_id = c.id "
         f"FROM c JOIN m ON m.auto_id = c.l JOIN v ON v.k = m.k WHERE c.newest AND {q(table.name)}.auto_id = c.l), "
-        f"i AS ({_INSERT_CHAIN}) SELECT k FROM m"
+        f"i AS ({_INSERT_CHAIN}) SELECT k, auto_id FROM m"
     )
     keys = [k for k, _ in leads]
     params: list[Any] = [keys, *([values[i] for _, values in leads] for i in n), keys]
     if owners is not None:
         params.append(sorted(owners))
     params += [f.schema_name for f in fields]
-    params += [sql.datetime(now.replace(microsecond=0)), user_id, request_id, user_id, sql.datetime(now)]
+    stamp = _Stamp.of(sql, request_id, user_id, now)
+    params += [stamp.modified_on, stamp.user_id, stamp.request_id, stamp.user_id, stamp.changed_at]
     result = conn.exec_driver_sql(statement, tuple(params))
-    found = {row[0] for row in result.cursor.fetchall()}
+    found = dict(result.cursor.fetchall())
     result.close()
     return found
 
