@@ -85,7 +85,9 @@ def create_app(settings: Settings) -> FastAPI:
         # statement hands the GIL back and forth. With the default 5 ms switch interval the
         # writer waits most of a call for the GIL (measured: 4-6 ms a call instead of ~1).
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
-        db = Database(settings, checkpoint_in_background=True)
+        db = Database(settings, serving=True)
+        if db.writer is not None:
+            await db.writer.start()
         catalog = Catalog(db)
         await run_in_threadpool(catalog.refresh)
         state = AppState(settings, db, catalog, Authenticator(catalog), _limiter(settings, metrics))

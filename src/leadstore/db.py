@@ -17,12 +17,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 from leadstore.config import Settings
 from leadstore.group_commit import GroupCommitter
+from leadstore.sqlite_writer import WriterProcess
 
 T = TypeVar("T")
 
@@ -45,18 +46,23 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    def __init__(self, settings: Settings, *, checkpoint_in_background: bool = False) -> None:
-        """``checkpoint_in_background``: SQLite leaves WAL checkpoints to ``checkpoint`` (which a
-        server calls off the request path) instead of running them inside some call's COMMIT,
-        where they were the p99 of the bulk update."""
+    def __init__(self, settings: Settings, *, serving: bool = False) -> None:
+        """``serving``: for a server. SQLite then leaves WAL checkpoints to ``checkpoint`` (which
+        the server calls off the request path) instead of running them inside some call's
+        COMMIT, where they were the p99 of the bulk update; and a database file gets a writer
+        process for the everyday bulk write (``sqlite_writer``)."""
         self.url = settings.database_url
         self.is_sqlite = settings.is_sqlite
         self._write_lock: threading.Lock | None = None
         self._committer: GroupCommitter | None = None
+        self.writer: WriterProcess | None = None
         if self.is_sqlite:
-            self.engine = _sqlite_engine(settings, autocheckpoint=not checkpoint_in_background)
+            self.engine = _sqlite_engine(settings, autocheckpoint=not serving)
             self._write_lock = threading.Lock()
             self._committer = GroupCommitter(self._writer_connection, self._write_lock, BUSY_TIMEOUT_MS)
+            path = make_url(self.url).database
+            if serving and path and path != ":memory:" and not path.startswith("file:"):
+                self.writer = WriterProcess(path, settings.sqlite_synchronous)
         else:
             self.engine = create_engine(
                 self.url,
@@ -141,6 +147,8 @@ class Database:
         return int(frames)
 
     def dispose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
         if self._committer is not None:
             self._committer.close()
         self.engine.dispose()

@@ -201,7 +201,11 @@ def test_out_of_reach_and_missing_run_the_same_statements_in_the_same_time(
         with statements(server) as missing:
             call(nobody)
         assert out_of_reach == missing, name
-        assert sum("SELECT" in s for s in missing) == 1, (name, missing)
+        if name == "bulk" and server_state(server).db.writer is not None:
+            # SQLite: the server's writer process looks the lead up (tests/test_sqlite_writer.py).
+            assert missing == [], missing
+        else:
+            assert sum("SELECT" in s for s in missing) == 1, (name, missing)
 
         timings: dict[str, list[float]] = {theirs: [], nobody: []}
         for _ in range(50):

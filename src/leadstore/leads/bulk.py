@@ -10,7 +10,8 @@ exactly the lead that lost the race fails, as a duplicate.
 
 The everyday call, whose leads all write the same text fields and no unique one, needs no
 check against the database between reading and writing: on PostgreSQL it is one statement,
-its own transaction (``repository.update_in_one_statement``).
+its own transaction (``repository.update_in_one_statement``); on SQLite a server hands it to
+its writer process (``leadstore.sqlite_writer``).
 """
 
 import asyncio
@@ -43,6 +44,7 @@ from leadstore.leads.changes import (
     parse_pairs,
     unknown_owners,
 )
+from leadstore.sqlite_writer import WriterGone
 
 _RETRIES = 3
 AnswerHook = Callable[[Connection, dict[str, Any]], None]
@@ -147,14 +149,14 @@ class BulkUpdate:
         self._plans: dict[tuple[str, ...], FieldPlan] = {}  # by the attribute names a lead sends
 
     async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
-        """Check the call on the event loop, then write it: as one autocommitted statement where
-        ``_one_statement`` allows, else through ``Database.transact_async``."""
+        """Check the call on the event loop, then write it: the everyday way where ``_everyday``
+        allows, else through ``Database.transact_async``."""
         checked = self.check()
-        one_statement = None if on_answer is not None or self.request.dry_run else self._one_statement(checked)
+        everyday = None if on_answer is not None or self.request.dry_run else self._everyday(checked)
         for attempt in range(_RETRIES + 1):
             try:
-                if one_statement is not None and attempt == 0:
-                    found = await self.db.autocommit_async(one_statement)
+                if everyday is not None and attempt == 0:
+                    found = await self._write_everyday(*everyday)
                     return self._answer(checked, self._match(checked, found)[0])
                 work = self._work(checked, attempt, on_answer)
                 return await self.db.transact_async(work, dry_run=self.request.dry_run)
@@ -267,12 +269,13 @@ class BulkUpdate:
                 found.append((c, row))
         return outcomes, found
 
-    def _one_statement(self, checked: list[_Checked]) -> Callable[[Connection], dict[Any, int]] | None:
-        """The write as one statement (``repository.update_in_one_statement``), when the call is
-        of the everyday kind that allows it: PostgreSQL, a text search key, and leads that all
-        write the same text fields, none of them unique nor OwnerId (whose checks need the
-        database first, see ``_claim``). None otherwise."""
-        if self.db.is_sqlite or self.key_field.data_type == DataType.NUMBER:
+    def _everyday(self, checked: list[_Checked]) -> tuple[tuple[Field, ...], list[tuple[Any, list[Any]]]] | None:
+        """The fields and the leads (key value, new values) of an everyday call, which needs no
+        check against the database between reading and writing: leads that all write the same
+        text fields, none of them unique nor OwnerId (see ``_claim``), found by a text key. It is
+        written as one statement on PostgreSQL, by the writer process on SQLite (see
+        ``_write_everyday``). None for any other call, or where neither applies."""
+        if (self.db.is_sqlite and self.db.writer is None) or self.key_field.data_type == DataType.NUMBER:
             return None
         owner = self.registry.get("OwnerId")
         fields: tuple[Field, ...] | None = None
@@ -291,18 +294,28 @@ class BulkUpdate:
             elif tuple(c.values) != fields:
                 return None
             leads.append((c.key, list(c.values.values())))
-        if fields is None:
-            return None
+        return None if fields is None else (fields, leads)
+
+    async def _write_everyday(self, fields: tuple[Field, ...], leads: list[tuple[Any, list[Any]]]) -> dict[Any, int]:
+        """Write an everyday call in a transaction of its own; the leads found, their ids by key
+        value. PostgreSQL: one autocommitted statement (``repository.update_in_one_statement``).
+        SQLite: a job for the writer process, which writes while this process parses the next
+        calls (``leadstore.sqlite_writer``)."""
         table, key = self.registry.table, self.key_field
-        owners, user = self.principal.lead_owners, self.principal.user_id
+        owners, user, request_id = self.principal.lead_owners, self.principal.user_id, self.request_id
+        if owners is not None and not owners:
+            return {}  # this user may touch no lead
+        now = datetime.now(UTC).replace(tzinfo=None)
+        if self.db.writer is not None:
+            dialect = self.db.engine.dialect
+            return await self.db.writer.submit(
+                repo.keyed_write(dialect, table, key, fields, leads, owners, user, request_id, now)
+            )
 
         def write(conn: Connection) -> dict[Any, int]:
-            if owners is not None and not owners:
-                return {}  # this user may touch no lead
-            now = datetime.now(UTC).replace(tzinfo=None)
-            return repo.update_in_one_statement(conn, table, key, fields, leads, owners, user, self.request_id, now)
+            return repo.update_in_one_statement(conn, table, key, fields, leads, owners, user, request_id, now)
 
-        return write
+        return await self.db.autocommit_async(write)
 
     def _claim(
         self,
@@ -371,7 +384,7 @@ class BulkUpdate:
 
 
 def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError | WriterGone):
         return True
     # Deadlocks and serialisation failures (PostgreSQL SQLSTATE 40xxx), SQLite's busy database.
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""

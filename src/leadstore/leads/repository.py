@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadstore.auth.principal import Principal
 from leadstore.fields.model import DataType, Field
 from leadstore.fields.validation import to_wire
+from leadstore.keyed_write import KeyedWrite
 from leadstore.models import Lead, LeadChange
 
 
@@ -279,6 +280,33 @@ def update_in_one_statement(
     found = dict(result.cursor.fetchall())
     result.close()
     return found
+
+
+def keyed_write(
+    dialect: Dialect,
+    table: Table,
+    key: Field,
+    fields: Sequence[Field],
+    leads: Sequence[tuple[Any, Sequence[Any]]],
+    owners: frozenset[str] | None,
+    user_id: str,
+    request_id: str,
+    now: datetime,
+) -> KeyedWrite:
+    """SQLite: what ``update_in_one_statement`` does, as a job for the writer process."""
+    stamp = _Stamp.of(_driver_sql(dialect), request_id, user_id, now)
+    return KeyedWrite(
+        table=table.name,
+        key_column=key.column,
+        columns=tuple(f.column for f in fields),
+        field_names=tuple(f.schema_name for f in fields),
+        leads=[(k, list(values)) for k, values in leads],
+        owners=None if owners is None else sorted(owners),
+        user_id=user_id,
+        request_id=request_id,
+        changed_at=stamp.changed_at,
+        modified_on=stamp.modified_on,
+    )
 
 
 class _DriverSql:
