@@ -60,6 +60,12 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError("leadstore serve did not start")
 
 
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (on SQLite, the server's writer process)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -153,6 +159,7 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         lone = wrk(target, leads, LONE_SECONDS, 1)
         paced = wrk(target, leads, seconds, LATENCY_CONNECTIONS, half_peak_delay(target, leads, peak["rps"] / 2))
         rss = peak_rss_mb(server.pid)
+        child_rss = max((peak_rss_mb(child) for child in children(server.pid)), default=None)
     finally:
         server.terminate()
         server.wait(30)
@@ -176,6 +183,7 @@ def measure(database: str, leads: int, seconds: float, connections: int) -> dict
         "latency_rate_leads_per_s": round(paced["rps"] * 25),
         "errors": int(sum(run["errors"] for run in [*by_connections.values(), lone, paced])),
         "peak_rss_mb": round(rss, 1),
+        "writer_peak_rss_mb": None if child_rss is None else round(child_rss, 1),
         "prepare_s": round(prepared.seconds, 1),
     }
 
