@@ -41,4 +41,4 @@ bench: $(VENV)/.installed
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) leadstore.db leadstore.db-wal leadstore.db-shm
+	rm -rf $(VENV) leadstore.db leadstore.db-wal leadstore.db-shm leadstore.db-write-lock

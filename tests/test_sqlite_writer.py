@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from leadstore import migrate
 from leadstore.config import Settings
 from leadstore.db import Database
-from leadstore.keyed_write import KeyedWrite, connect, run_batch, write
+from leadstore.keyed_write import KeyedWrite, WriterTurns, connect, run_batch, write
 from leadstore.sqlite_writer import WriterProcess
 from leadstore.state import AppState
 from leadstore.users.service import Credentials
@@ -130,6 +130,48 @@ def test_an_answer_comes_once_the_write_committed(path: Path) -> None:
     assert found == {"l0@example.com": 1}
     assert before["l0@example.com"] == "Old"
     assert first_names(path)["l0@example.com"] == "Later"
+
+
+def test_processes_writing_one_database_take_turns(path: Path) -> None:
+    """While another process has its turn (the lock file beside the database), neither the
+    writer process nor a server's own writes begin; both go on once it is given back."""
+    other = WriterTurns(str(path))
+    assert other.acquire(blocking=False)
+    db = Database(Settings(database_url=f"sqlite:///{path}", _env_file=None))  # type: ignore[call-arg]
+    own_write_done = threading.Event()
+
+    def own_write() -> None:
+        with db.write() as conn:
+            conn.exec_driver_sql("UPDATE leads SET last_name = 'Own' WHERE auto_id = 2")
+        own_write_done.set()
+
+    async def run() -> dict[Any, int]:
+        writer = WriterProcess(str(path), "FULL")
+        try:
+            call = asyncio.create_task(writer.submit(job(("l0@example.com", "Turn"))))
+            await asyncio.sleep(0.5)
+            assert not call.done()
+            assert not own_write_done.is_set()
+            assert first_names(path)["l0@example.com"] == "Old"
+            other.release()
+            return await asyncio.wait_for(call, 10)
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=own_write)
+    thread.start()
+    try:
+        found = asyncio.run(run())
+        thread.join(10)
+        assert other.acquire(blocking=False)  # and both gave their turn back
+    finally:
+        other.release()
+        thread.join(10)
+        db.dispose()
+        other.close()
+    assert found == {"l0@example.com": 1}
+    assert own_write_done.is_set()
+    assert first_names(path)["l0@example.com"] == "Turn"
 
 
 def test_a_failed_write_is_raised_as_the_database_error(path: Path) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from leadstore.config import Settings
 from leadstore.group_commit import GroupCommitter
+from leadstore.keyed_write import WriterTurns
 from leadstore.sqlite_writer import WriterProcess
 
 T = TypeVar("T")
@@ -53,15 +54,16 @@ class Database:
         process for the everyday bulk write (``sqlite_writer``)."""
         self.url = settings.database_url
         self.is_sqlite = settings.is_sqlite
-        self._write_lock: threading.Lock | None = None
+        self._write_lock: WriteLock | None = None
         self._committer: GroupCommitter | None = None
         self.writer: WriterProcess | None = None
         if self.is_sqlite:
             self.engine = _sqlite_engine(settings, autocheckpoint=not serving)
-            self._write_lock = threading.Lock()
+            path = make_url(self.url).database or ""
+            on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+            self._write_lock = WriteLock(WriterTurns(path) if on_disk else None)
             self._committer = GroupCommitter(self._writer_connection, self._write_lock, BUSY_TIMEOUT_MS)
-            path = make_url(self.url).database
-            if serving and path and path != ":memory:" and not path.startswith("file:"):
+            if serving and on_disk:
                 self.writer = WriterProcess(path, settings.sqlite_synchronous)
         else:
             self.engine = create_engine(
@@ -151,7 +153,42 @@ class Database:
             self.writer.close()
         if self._committer is not None:
             self._committer.close()
+        if self._write_lock is not None:
+            self._write_lock.close()
         self.engine.dispose()
+
+
+class WriteLock:
+    """SQLite: this process's turn at the write lock. Its threads take turns on a threading
+    lock; with a database file, processes then take turns on ``WriterTurns`` (the server and
+    its writer process, or the command line beside a server)."""
+
+    def __init__(self, turns: WriterTurns | None) -> None:
+        self._threads = threading.Lock()
+        self._turns = turns
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self._threads.acquire(blocking):
+            return False
+        if self._turns is not None and not self._turns.acquire(blocking):
+            self._threads.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._turns is not None:
+            self._turns.release()
+        self._threads.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def close(self) -> None:
+        if self._turns is not None:
+            self._turns.close()
 
 
 def _ping_idle_connections(engine: Engine) -> None:

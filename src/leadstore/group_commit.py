@@ -16,16 +16,23 @@ gets the error and nothing of it was written.
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
 MAX_BATCH = 32
+
+
+class _Lock(Protocol):
+    """The process's turn at SQLite's write lock (``db.WriteLock``)."""
+
+    def acquire(self, blocking: bool = True) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -36,11 +43,11 @@ class _Job:
 
 
 class GroupCommitter:
-    def __init__(self, connect: Callable[[], Connection], lock: threading.Lock, busy_timeout_ms: int) -> None:
+    def __init__(self, connect: Callable[[], Connection], lock: _Lock, busy_timeout_ms: int) -> None:
         # ``connect`` gives the writer's own connection, whose transactions begin with BEGIN
-        # IMMEDIATE and do not wait for the write lock; ``lock`` is the process's writer lock,
-        # shared with writes made in worker threads; ``busy_timeout_ms`` is how long to wait
-        # for another process's write lock.
+        # IMMEDIATE and do not wait for the write lock; ``lock`` is the process's turn at it,
+        # shared with writes made in worker threads (and other processes taking turns the same
+        # way); ``busy_timeout_ms`` is how long to wait for any other process's write lock.
         self._connect = connect
         self._lock = lock
         self._busy_timeout_ms = busy_timeout_ms
@@ -71,7 +78,7 @@ class GroupCommitter:
             self._drainer = None
 
     async def _run(self, batch: list[_Job]) -> None:
-        if not self._lock.acquire(blocking=False):  # a worker thread is writing: wait off the loop
+        if not self._lock.acquire(blocking=False):  # a worker thread or process is writing: wait off the loop
             await anyio.to_thread.run_sync(self._lock.acquire)
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         try:

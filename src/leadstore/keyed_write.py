@@ -15,12 +15,15 @@ imports nothing heavier than the standard library: the process starts in a few m
 """
 
 import contextlib
+import fcntl
+import os
 import pickle
 import signal
 import socket
 import sqlite3
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +47,30 @@ class KeyedWrite:
     request_id: str
     changed_at: str
     modified_on: str
+
+
+class WriterTurns:
+    """Turns at SQLite's write lock among the processes writing one database file: an flock on
+    the file ``<database>-write-lock``, taken before ``BEGIN IMMEDIATE`` and given back after
+    the transaction. A process waiting for it is woken by the kernel the moment it is free;
+    waiting in SQLite's busy handler instead sleeps and tries again (1, 2, 5 ... 100 ms), and
+    between a server and its writer process that put the p99 of mixed calls at 100-230 ms."""
+
+    def __init__(self, database: str) -> None:
+        self._fd = os.open(f"{database}-write-lock", os.O_RDWR | os.O_CREAT, 0o644)
+
+    def acquire(self, blocking: bool = True) -> bool:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
@@ -103,8 +130,27 @@ def write(conn: sqlite3.Connection, job: KeyedWrite) -> dict[Any, int]:
     return {key: row[1] for key, row in found.items()}
 
 
-def run_batch(conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]]) -> list[tuple[int, bool, Any]]:
+def run_batch(
+    conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]], turns: WriterTurns | None = None
+) -> list[tuple[int, bool, Any]]:
     """The jobs in one transaction, each in its own savepoint; each one's answer once committed."""
+    with _turn(turns):
+        return _run_batch(conn, jobs)
+
+
+@contextlib.contextmanager
+def _turn(turns: WriterTurns | None) -> Iterator[None]:
+    if turns is None:
+        yield
+        return
+    turns.acquire()
+    try:
+        yield
+    finally:
+        turns.release()
+
+
+def _run_batch(conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]]) -> list[tuple[int, bool, Any]]:
     answers: list[tuple[int, bool, Any]] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -124,7 +170,7 @@ def run_batch(conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]]) -> l
     return answers
 
 
-def serve(sock: socket.socket, conn: sqlite3.Connection) -> None:
+def serve(sock: socket.socket, conn: sqlite3.Connection, turns: WriterTurns) -> None:
     """Answer batches until the socket closes: a batch is every call that has arrived whole."""
     buffer = bytearray()
     while True:
@@ -136,7 +182,8 @@ def serve(sock: socket.socket, conn: sqlite3.Connection) -> None:
             buffer += chunk
             continue
         answers = b"".join(
-            HEADER.pack(len(p)) + p for p in (pickle.dumps(a, pickle.HIGHEST_PROTOCOL) for a in run_batch(conn, jobs))
+            HEADER.pack(len(p)) + p
+            for p in (pickle.dumps(a, pickle.HIGHEST_PROTOCOL) for a in run_batch(conn, jobs, turns))
         )
         sock.sendall(answers)
 
@@ -159,9 +206,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     path, synchronous = sys.argv[1], sys.argv[2]
     sock = socket.socket(fileno=sys.stdin.fileno())
-    conn = connect(path, synchronous)
+    conn, turns = connect(path, synchronous), WriterTurns(path)
     with contextlib.closing(conn), contextlib.suppress(ConnectionError):
-        serve(sock, conn)
+        serve(sock, conn, turns)
 
 
 if __name__ == "__main__":
