@@ -23,13 +23,11 @@ from sqlalchemy.orm import DeclarativeBase
 
 from leadstore.config import Settings
 from leadstore.group_commit import GroupCommitter
-from leadstore.keyed_write import WriterTurns
+from leadstore.keyed_write import BUSY_TIMEOUT_MS, WriterTurns, pragmas
 from leadstore.sqlite_writer import WriterProcess
 
 T = TypeVar("T")
 
-# How long a SQLite connection waits for another process's write lock before giving up.
-BUSY_TIMEOUT_MS = 30_000
 # A pooled PostgreSQL connection idle for this long is checked before use.
 PING_AFTER_IDLE_SECONDS = 1.0
 
@@ -228,12 +226,8 @@ def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
         # Let SQLAlchemy, not the driver, issue BEGIN (SQLAlchemy's SQLite "savepoints" recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
-        if not autocheckpoint:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        for pragma in pragmas(synchronous, autocheckpoint):
+            cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "reset")

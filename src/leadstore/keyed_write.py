@@ -24,12 +24,27 @@ import socket
 import sqlite3
 import struct
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 HEADER = struct.Struct("!I")
 MAX_BATCH = 32
+# How long a SQLite connection waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 30_000
+
+
+def pragmas(synchronous: str, autocheckpoint: bool) -> list[str]:
+    """The settings of every leadstore connection to SQLite (``Database``'s engine and the
+    writer process): WAL, the durability asked for, foreign keys, the wait for another
+    process's write lock; no automatic checkpoints where a server makes them."""
+    settings = ["journal_mode=WAL", f"synchronous={synchronous}", "foreign_keys=ON", f"busy_timeout={BUSY_TIMEOUT_MS}"]
+    return settings if autocheckpoint else [*settings, "wal_autocheckpoint=0"]
+
+
+def frame(message: Any) -> bytes:
+    """``message`` as it goes over the socket, either way: its length, then its pickle."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(payload)) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +85,22 @@ class WriterTurns:
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
     def close(self) -> None:
         os.close(self._fd)
 
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
-    """As ``Database``'s engine connects, for a writer: WAL, the same durability, no automatic
-    checkpoints (the server makes them), BEGIN issued here, savepoints in memory."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "wal_autocheckpoint=0", "foreign_keys=ON"):
+    """As ``Database``'s engine connects for a server (the server makes the checkpoints), with
+    BEGIN issued here and savepoints in memory, as the group commit's connection."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in [*pragmas(synchronous, autocheckpoint=False), "temp_store=MEMORY"]:
         conn.execute(f"PRAGMA {pragma}")
-    conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 
 
@@ -135,20 +155,8 @@ def run_batch(
     conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]], turns: WriterTurns | None = None
 ) -> list[tuple[int, bool, Any]]:
     """The jobs in one transaction, each in its own savepoint; each one's answer once committed."""
-    with _turn(turns):
+    with turns if turns is not None else contextlib.nullcontext():
         return _run_batch(conn, jobs)
-
-
-@contextlib.contextmanager
-def _turn(turns: WriterTurns | None) -> Iterator[None]:
-    if turns is None:
-        yield
-        return
-    turns.acquire()
-    try:
-        yield
-    finally:
-        turns.release()
 
 
 def _run_batch(conn: sqlite3.Connection, jobs: list[tuple[int, KeyedWrite]]) -> list[tuple[int, bool, Any]]:
@@ -182,10 +190,7 @@ def serve(sock: socket.socket, conn: sqlite3.Connection, turns: WriterTurns) -> 
                 return
             buffer += chunk
             continue
-        answers = b"".join(
-            HEADER.pack(len(p)) + p
-            for p in (pickle.dumps(a, pickle.HIGHEST_PROTOCOL) for a in run_batch(conn, jobs, turns))
-        )
+        answers = b"".join(frame(answer) for answer in run_batch(conn, jobs, turns))
         sock.sendall(answers)
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
-from leadstore.keyed_write import HEADER, KeyedWrite
+from leadstore.keyed_write import HEADER, KeyedWrite, frame
 
 log = logging.getLogger("leadstore.sqlite_writer")
 
@@ -63,8 +63,7 @@ class WriterProcess:
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
-        payload = pickle.dumps((job_id, write), protocol=pickle.HIGHEST_PROTOCOL)
-        stream.write(HEADER.pack(len(payload)) + payload)
+        stream.write(frame((job_id, write)))
         result: dict[Any, int] = await future
         return result
 

@@ -301,21 +301,16 @@ class BulkUpdate:
         value. PostgreSQL: one autocommitted statement (``repository.update_in_one_statement``).
         SQLite: a job for the writer process, which writes while this process parses the next
         calls (``leadstore.sqlite_writer``)."""
-        table, key = self.registry.table, self.key_field
-        owners, user, request_id = self.principal.lead_owners, self.principal.user_id, self.request_id
+        owners = self.principal.lead_owners
         if owners is not None and not owners:
             return {}  # this user may touch no lead
         now = datetime.now(UTC).replace(tzinfo=None)
+        call = repo.EverydayWrite(
+            self.registry.table, self.key_field, fields, leads, owners, self.principal.user_id, self.request_id, now
+        )
         if self.db.writer is not None:
-            dialect = self.db.engine.dialect
-            return await self.db.writer.submit(
-                repo.keyed_write(dialect, table, key, fields, leads, owners, user, request_id, now)
-            )
-
-        def write(conn: Connection) -> dict[Any, int]:
-            return repo.update_in_one_statement(conn, table, key, fields, leads, owners, user, request_id, now)
-
-        return await self.db.autocommit_async(write)
+            return await self.db.writer.submit(repo.keyed_write(self.db.engine.dialect, call))
+        return await self.db.autocommit_async(lambda conn: repo.update_in_one_statement(conn, call))
 
     def _claim(
         self,

@@ -229,20 +229,25 @@ def _chain(order: str) -> str:
 _INSERT_CHAIN = f"INSERT INTO lead_changes ({_HISTORY_COLUMNS}) SELECT id, previous_id, l, f, o, n, %s, %s, %s FROM c"
 
 
-def update_in_one_statement(
-    conn: Connection,
-    table: Table,
-    key: Field,
-    fields: Sequence[Field],
-    leads: Sequence[tuple[Any, Sequence[Any]]],
-    owners: frozenset[str] | None,
-    user_id: str,
-    request_id: str,
-    now: datetime,
-) -> dict[Any, int]:
-    """PostgreSQL: the whole bulk write as one statement, for leads that all write the same text
-    fields and no unique one. Each of ``leads`` is (key value, new values in ``fields``' order);
-    returns the leads found (within ``owners``; None: any lead), their ids by key value.
+@dataclass(frozen=True, slots=True)
+class EverydayWrite:
+    """The write of an everyday bulk call (``BulkUpdate._everyday``): leads that all write the
+    same text fields, none unique. Each of ``leads`` is (key value, new values in ``fields``'
+    order); ``owners`` is the caller's scope (None: any lead)."""
+
+    table: Table
+    key: Field
+    fields: Sequence[Field]
+    leads: Sequence[tuple[Any, Sequence[Any]]]
+    owners: frozenset[str] | None
+    user_id: str
+    request_id: str
+    now: datetime
+
+
+def update_in_one_statement(conn: Connection, write: EverydayWrite) -> dict[Any, int]:
+    """PostgreSQL: the whole everyday write as one statement; returns the leads found (within
+    the caller's scope), their ids by key value.
 
     The statement locks the leads in id order (m), keeps the fields whose values differ (h) and
     chains them on from each lead's newest change (c), then updates the leads that change (u)
@@ -250,6 +255,7 @@ def update_in_one_statement(
     autocommit mode it is its own transaction: one round trip, where the general path takes four
     (BEGIN, lookup, write, COMMIT). Old values are the stored text as it is, which is what
     ``to_wire`` makes of a text value, hence text fields only."""
+    table, key, fields, leads, owners = write.table, write.key, write.fields, write.leads, write.owners
     sql = _driver_sql(conn.dialect)
     q = sql.quote
     n = range(len(fields))
@@ -274,7 +280,7 @@ def update_in_one_statement(
     if owners is not None:
         params.append(sorted(owners))
     params += [f.schema_name for f in fields]
-    stamp = _Stamp.of(sql, request_id, user_id, now)
+    stamp = _Stamp.of(sql, write.request_id, write.user_id, write.now)
     params += [stamp.modified_on, stamp.user_id, stamp.request_id, stamp.user_id, stamp.changed_at]
     result = conn.exec_driver_sql(statement, tuple(params))
     found = dict(result.cursor.fetchall())
@@ -282,28 +288,19 @@ def update_in_one_statement(
     return found
 
 
-def keyed_write(
-    dialect: Dialect,
-    table: Table,
-    key: Field,
-    fields: Sequence[Field],
-    leads: Sequence[tuple[Any, Sequence[Any]]],
-    owners: frozenset[str] | None,
-    user_id: str,
-    request_id: str,
-    now: datetime,
-) -> KeyedWrite:
-    """SQLite: what ``update_in_one_statement`` does, as a job for the writer process."""
-    stamp = _Stamp.of(_driver_sql(dialect), request_id, user_id, now)
+def keyed_write(dialect: Dialect, write: EverydayWrite) -> KeyedWrite:
+    """SQLite: ``write`` as a job for the writer process (``leadstore.keyed_write``), which does
+    what ``update_in_one_statement`` does."""
+    stamp = _Stamp.of(_driver_sql(dialect), write.request_id, write.user_id, write.now)
     return KeyedWrite(
-        table=table.name,
-        key_column=key.column,
-        columns=tuple(f.column for f in fields),
-        field_names=tuple(f.schema_name for f in fields),
-        leads=[(k, list(values)) for k, values in leads],
-        owners=None if owners is None else sorted(owners),
-        user_id=user_id,
-        request_id=request_id,
+        table=write.table.name,
+        key_column=write.key.column,
+        columns=tuple(f.column for f in write.fields),
+        field_names=tuple(f.schema_name for f in write.fields),
+        leads=[(k, list(values)) for k, values in write.leads],
+        owners=None if write.owners is None else sorted(write.owners),
+        user_id=write.user_id,
+        request_id=write.request_id,
         changed_at=stamp.changed_at,
         modified_on=stamp.modified_on,
     )
