@@ -14,6 +14,20 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+ECHO_LIMIT = 60
+
+
+def cut(value: object, limit: int = ECHO_LIMIT) -> str:
+    """Caller input as an error message echoes it: at most ``limit`` characters, so that a huge
+    value is never sent back whole."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def shown(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``cut`` in quotes, for a value whose spaces or emptiness matter."""
+    return repr(cut(value, limit))
+
 
 class LeadstoreError(Exception):
     status_code = 500
@@ -114,18 +128,24 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5])
+        problems = "; ".join(
+            f"{cut('.'.join(str(p) for p in err['loc']))}: {cut(err['msg'], 200)}" for err in exc.errors()[:5]
+        )
         return error_response(InvalidRequest(f"The request is not as the API specifies: {problems}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             return error_response(
-                UnknownApi(f"No API at {request.url.path}. Check the path, e.g. /v2/LeadManagement.svc/Lead.Create")
+                UnknownApi(
+                    f"No API at {cut(request.url.path, 200)}. Check the path, e.g. /v2/LeadManagement.svc/Lead.Create"
+                )
             )
         if exc.status_code == 405:
             return error_response(
-                UnknownApi(f"{request.method} is not supported at {request.url.path}; check the API signature")
+                UnknownApi(
+                    f"{cut(request.method)} is not supported at {cut(request.url.path, 200)}; check the API signature"
+                )
             )
         return error_response(LeadstoreError(str(exc.detail)))
 

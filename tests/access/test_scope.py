@@ -47,7 +47,7 @@ def reads(api: Api, team: Team, user: Credentials) -> dict[str, set[str]]:
     history = {
         o
         for o in LEAD_OWNERS
-        if api.get("/Lead.ChangeHistory", params={"leadId": by_id[o]}, as_=user).status_code == 200
+        if api.get("/Lead.ChangeHistory", params={"leadId": by_id[o]}, as_=user).json() != []
     }
     leads_get = {"Parameter": {"LookupName": "Source", "LookupValue": "team"}, "Paging": {"PageSize": 1000}}
     return {

@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
 from leadstore.db import Database
-from leadstore.errors import InvalidRequest
+from leadstore.errors import InvalidRequest, shown
 from leadstore.fields.model import DataType, Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, normalize
@@ -125,7 +125,7 @@ def search_field(registry: FieldRegistry, name: str | None, principal: Principal
     A field hidden from the caller cannot find leads: it is answered as a field that does not exist."""
     field_ = registry.get(name or "ProspectId")
     if field_ is None or not principal.can_read(field_):
-        raise InvalidRequest(f"SearchByKey {name!r} names no lead field; use a unique field such as EmailAddress")
+        raise InvalidRequest(f"SearchByKey {shown(name)} names no lead field; use a unique field such as EmailAddress")
     if not field_.is_unique:
         unique = ", ".join(f.schema_name for f in registry.unique_fields if principal.can_read(f))
         raise InvalidRequest(f"SearchByKey {field_.schema_name} is not a unique field; use one of: {unique}")

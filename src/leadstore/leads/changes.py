@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from leadstore.auth.principal import Principal
-from leadstore.errors import InvalidRequest
+from leadstore.errors import InvalidRequest, cut
 from leadstore.fields.model import Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, PhoneRules, normalize
@@ -158,7 +158,7 @@ def _name_failure(
     if field_ is None or not principal.can_read(field_):
         return (
             ReasonCode.UNKNOWN_ATTRIBUTE,
-            f"{attribute} is not a lead field; see LeadsMetaData.Get for the schema names",
+            f"{cut(attribute)} is not a lead field; see LeadsMetaData.Get for the schema names",
         )
     if field_ in seen:
         return ReasonCode.DUPLICATE_ATTRIBUTE, f"{field_.schema_name} is given more than once"
@@ -166,6 +166,21 @@ def _name_failure(
         whose = "set by the server" if field_.server_managed else "read-only for you (permission template)"
         return ReasonCode.FIELD_READ_ONLY, f"{field_.schema_name} is {whose}"
     return None
+
+
+def check_complete(registry: FieldRegistry, principal: Principal, values: Mapping[Field, Any]) -> None:
+    """Every way of creating a lead: each mandatory field has a value. A field hidden from the
+    caller is not named, as everywhere; the caller learns only that it cannot create leads."""
+    missing = [f for f in registry.fields if f.is_mandatory and values.get(f) is None]
+    named = [f.schema_name for f in missing if principal.can_read(f)]
+    if named:
+        raise FieldRejected(ReasonCode.MANDATORY_MISSING, f"{', '.join(named)} is mandatory; send a value")
+    if missing:
+        raise FieldRejected(
+            ReasonCode.MANDATORY_MISSING,
+            "A mandatory field hidden by your permission template has no value, so you cannot create leads; "
+            "ask an administrator to show you the field or to make it optional",
+        )
 
 
 def duplicate_message(field_: Field) -> str:

@@ -10,10 +10,16 @@ from sqlalchemy import DateTime, Select, or_, select
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
-from leadstore.errors import InvalidRequest, LeadNotFound
+from leadstore.errors import InvalidRequest, shown
 from leadstore.fields.model import Field
 from leadstore.fields.registry import read_name
-from leadstore.fields.validation import DATETIME_FORMAT, InvalidValue, format_datetime, normalize
+from leadstore.fields.validation import (
+    DATETIME_FORMAT,
+    InvalidValue,
+    format_datetime,
+    normalize,
+    normalize_fragment,
+)
 from leadstore.leads import repository as repo
 from leadstore.leads.reading import lead_to_wire
 
@@ -86,14 +92,17 @@ def get_by_phone(catalog: CatalogSnapshot, principal: Principal, phone: str | No
 def quick_search(catalog: CatalogSnapshot, principal: Principal, key: str | None) -> list[Lead]:
     """Leads whose name, email, phone or company starts with ``key``, in any letter case."""
     key = (key or "").strip()
-    if not key:
+    if not key or "\x00" in key:  # no stored text holds NUL (and PostgreSQL refuses it in a query)
         return []
-    pattern = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     conditions = []
     for name in _QUICK_SEARCH_FIELDS:
         field_ = catalog.fields.get(name)
         if field_ is not None and principal.can_read(field_):
-            conditions.append(catalog.fields.column(field_).ilike(pattern, escape="\\"))
+            # Spelt as the field stores values (e.g. full-width digits as ASCII in a phone).
+            fragment = normalize_fragment(field_, key)
+            if fragment:
+                pattern = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                conditions.append(catalog.fields.column(field_).ilike(pattern, escape="\\"))
     if not conditions:  # every searched field is hidden from the caller: nothing can match
         return []
     query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
@@ -115,7 +124,7 @@ class LeadQuery:
 def _readable(catalog: CatalogSnapshot, principal: Principal, name: str, role: str) -> Field:
     field_ = catalog.fields.get(name)
     if field_ is None or not principal.can_read(field_):
-        raise InvalidRequest(f"{role} {name!r} is not a lead field; see LeadsMetaData.Get for the schema names")
+        raise InvalidRequest(f"{role} {shown(name)} is not a lead field; see LeadsMetaData.Get for the schema names")
     return field_
 
 
@@ -124,13 +133,19 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
     field_ = _readable(catalog, principal, q.lookup_name, "LookupName")
     operator = q.operator.strip().upper()
     if operator not in _OPERATORS:
-        raise InvalidRequest(f"SqlOperator {q.operator!r} is not supported; use one of: {', '.join(_OPERATORS)}")
+        raise InvalidRequest(f"SqlOperator {shown(q.operator)} is not supported; use one of: {', '.join(_OPERATORS)}")
     if not 1 <= q.page_size <= MAX_PAGE_SIZE or not 1 <= q.page_index <= MAX_PAGE_INDEX:
         raise InvalidRequest(
             f"Paging needs PageIndex from 1 to {MAX_PAGE_INDEX} and PageSize from 1 to {MAX_PAGE_SIZE}"
         )
     value: Any = q.lookup_value
-    if operator != "LIKE":
+    if operator == "LIKE" and "\x00" in value:
+        return []  # no stored text holds NUL (and PostgreSQL refuses it in a query)
+    if operator == "LIKE":
+        value = normalize_fragment(field_, value)
+        if value is None:
+            return []  # no stored value holds it
+    else:
         try:
             value = normalize(field_, q.lookup_value, catalog.account.phone_rules)
         except InvalidValue as exc:
@@ -182,13 +197,13 @@ def change_history(
     catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None, limit: int = 1000
 ) -> list[dict[str, Any]]:
     """The lead's recorded changes, newest first in the order written; fields the caller may not
-    read are left out."""
-    table = catalog.fields.table
+    read are left out. A lead that does not exist or is out of reach has none, alike."""
+    key = lead_key(catalog, prospect_id)
+    if key is None:
+        return []
     with catalog.db.read() as conn:
-        rows = repo.find(conn, table, "prospect_id", [(prospect_id or "").strip()], principal)
-        if not rows:
-            raise LeadNotFound("Lead does not exist in the system")
-        changes = repo.history(conn, rows[0]["last_change_id"], limit)
+        rows = repo.find(conn, catalog.fields.table, "prospect_id", [key], principal)
+        changes = repo.history(conn, rows[0]["last_change_id"], limit) if rows else []
     readable = {f.schema_name for f in catalog.fields.fields if principal.can_read(f)}
     return [
         {
@@ -202,3 +217,14 @@ def change_history(
         for c in changes
         if c["field"] in readable
     ]
+
+
+def lead_key(catalog: CatalogSnapshot, prospect_id: str | None) -> str | None:
+    """A ProspectId as sent (``leadId``, ``id``) in its stored form; None when no lead can have it."""
+    field_ = catalog.fields.get("ProspectId")
+    assert field_ is not None  # a system field
+    try:
+        key: str | None = normalize(field_, prospect_id, catalog.account.phone_rules)
+    except InvalidValue:
+        return None
+    return key

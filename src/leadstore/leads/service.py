@@ -23,15 +23,18 @@ from leadstore.errors import (
     MandatoryAttributeMissing,
     NotPermitted,
     UnknownAttribute,
+    shown,
 )
 from leadstore.fields.model import Field
 from leadstore.leads import repository as repo
+from leadstore.leads import search
 from leadstore.leads.changes import (
     FieldRejected,
     Pairs,
     ReasonCode,
     UniqueClaims,
     changed,
+    check_complete,
     duplicate_message,
     parse_fields,
     unknown_owners,
@@ -70,9 +73,6 @@ def _check_references(
 def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Create a lead; returns its ProspectId."""
     values = _values(catalog, principal, pairs)
-    missing = [f.schema_name for f in catalog.fields.fields if f.is_mandatory and values.get(f) is None]
-    if missing:
-        raise MandatoryAttributeMissing(f"{', '.join(missing)} is mandatory; send a value")
     with _races_as_duplicates(values), catalog.db.write() as conn:
         return _insert(conn, catalog, principal, values, request_id)
 
@@ -80,6 +80,10 @@ def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request
 def _insert(
     conn: Connection, catalog: CatalogSnapshot, principal: Principal, values: dict[Field, Any], request_id: str
 ) -> str:
+    try:
+        check_complete(catalog.fields, principal, values)
+    except FieldRejected as exc:
+        raise MandatoryAttributeMissing(exc.message) from None
     owner = catalog.fields.get("OwnerId")
     if owner is not None and values.get(owner) is None:
         values[owner] = principal.user_id
@@ -109,8 +113,11 @@ def update(
     if not prospect_id:
         raise MandatoryAttributeMissing("leadId is missing: pass the lead's ProspectId as ?leadId=")
     values = _values(catalog, principal, pairs)
+    key = search.lead_key(catalog, prospect_id)
+    if key is None:
+        raise LeadNotFound("Lead does not exist in the system")
     with _races_as_duplicates(values), catalog.db.write() as conn:
-        rows = repo.find(conn, catalog.fields.table, "prospect_id", [prospect_id.strip()], principal, lock=True)
+        rows = repo.find(conn, catalog.fields.table, "prospect_id", [key], principal, lock=True)
         if not rows:
             raise LeadNotFound("Lead does not exist in the system")
         _update(conn, catalog, principal, rows[0], values, request_id)
@@ -155,7 +162,7 @@ def _search_key(
     if name:
         field_ = catalog.fields.get(name)
         if field_ is None or not field_.is_unique or not principal.can_read(field_):
-            raise InvalidFieldValue(f"SearchBy {name!r} must name a unique lead field, e.g. EmailAddress")
+            raise InvalidFieldValue(f"SearchBy {shown(name)} must name a unique lead field, e.g. EmailAddress")
         return field_
     for default in ("EmailAddress", "Phone"):
         field_ = catalog.fields.get(default)
