@@ -5,6 +5,7 @@ an error never echoes a huge input whole."""
 import pytest
 
 from leadstore.db import Database
+from leadstore.errors import AdminInputError
 from tests.access.conftest import add_template, server_state
 from tests.helpers import Api, LiveServer, add_field, add_live_field, make_user, wait_until
 
@@ -172,3 +173,32 @@ class TestEchoedInputIsBounded:
         response = api.get("/" + "Y" * 20_000)
         assert response.status_code == 404
         assert len(response.content) < 1_000
+
+
+class TestUniqueValuesFitTheirIndex:
+    """A unique value is kept in an index; one too large for it is refused as too long, on both
+    databases alike, never as a database failure."""
+
+    @pytest.mark.parametrize("path", CREATE_PATHS)
+    def test_a_unique_value_of_any_spelling_within_the_limit_is_stored(self, api: Api, db: Database, path: str) -> None:
+        add_live_field(api, db, "mx_Code", unique=True)
+        value = "".join(chr(0x10000 + i) for i in range(200))  # 4 bytes a character in UTF-8
+        response = api.post(path, json=pairs(mx_Code=value))
+        assert response.status_code == 200, response.text
+
+    def test_a_unique_value_longer_than_the_index_takes_is_too_long_everywhere(self, api: Api, db: Database) -> None:
+        add_field(db, "mx_Wide", "Website", unique=True)
+        add_live_field(api, db, "mx_Code", unique=True, max_length=500)
+        wide = "https://example.com/" + "\u4e00" * 3000
+        response = api.post("/Lead.Create", json=pairs(mx_Wide=wide))
+        assert response.status_code == 500
+        assert response.json()["ExceptionType"] == "MXInvalidInputException"
+        assert "maximum length of 500" in response.json()["ExceptionMessage"]
+        lead = api.create_lead(EmailAddress="a@example.com")
+        answer = api.bulk([{"EmailAddress": "a@example.com", "mx_Code": "\u4e00" * 501}]).json()
+        assert answer["Details"]["FailedLeads"][0]["ReasonCode"] == "TOO_LONG"
+        assert api.lead(lead)["mx_Code"] is None
+
+    def test_a_unique_field_cannot_be_given_a_longer_maximum(self, db: Database) -> None:
+        with pytest.raises(AdminInputError, match="at most 500"):
+            add_field(db, "mx_Code", unique=True, max_length=4000)

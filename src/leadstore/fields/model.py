@@ -21,6 +21,9 @@ class DataType(StrEnum):
 
 TEXT_DEFAULT_MAX_LENGTH = 200
 TEXT_MAX_LENGTH = 4000
+# A unique value is kept in an index, whose entries PostgreSQL limits to ~2,700 bytes: 500
+# characters fit in any UTF-8 spelling.
+UNIQUE_MAX_LENGTH = 500
 CUSTOM_NAME = re.compile(r"^mx_[A-Za-z][A-Za-z0-9_]{0,59}$")
 
 
@@ -51,6 +54,8 @@ class Field:
         limit = self.max_length
         if limit is None and self.data_type in (DataType.TEXT, DataType.EMAIL, DataType.WEBSITE):
             limit = TEXT_DEFAULT_MAX_LENGTH if self.data_type == DataType.TEXT else TEXT_MAX_LENGTH
+        if self.is_unique and limit is not None:
+            limit = min(limit, UNIQUE_MAX_LENGTH)
         object.__setattr__(self, "effective_max_length", limit)
 
     def definition(self) -> tuple[object, ...]:

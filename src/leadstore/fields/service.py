@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Index, func, insert, select, text
 
 from leadstore import catalog
 from leadstore.errors import AdminInputError
-from leadstore.fields.model import CUSTOM_NAME, TEXT_MAX_LENGTH, DataType, Field
+from leadstore.fields.model import CUSTOM_NAME, TEXT_MAX_LENGTH, UNIQUE_MAX_LENGTH, DataType, Field
 from leadstore.fields.registry import FieldRegistry, custom_column
 from leadstore.models import CustomField
 
@@ -41,6 +41,10 @@ def add(
         raise AdminInputError("--option is only for Select fields")
     if unique and type_ in (DataType.BOOLEAN, DataType.SELECT):
         raise AdminInputError(f"a {type_.value} field cannot be unique")
+    if unique and max_length is not None and max_length > UNIQUE_MAX_LENGTH:
+        raise AdminInputError(
+            f"a unique field's --max-length is at most {UNIQUE_MAX_LENGTH} (its values are kept in an index)"
+        )
     field_ = Field(
         schema_name=schema_name,
         column=schema_name.lower(),
