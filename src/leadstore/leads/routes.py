@@ -69,6 +69,8 @@ async def bulk_update(request: Request) -> Response:
     work = bulk.BulkUpdate(state.db, state.catalog.snapshot(), principal, parsed, request.state.request_id)
     key = request.headers.get("idempotency-key")
     metrics = request.app.state.metrics
+    # A dry run writes nothing, so it leaves the key alone: it neither replays an answer nor takes
+    # the key from the real call it previews (whose body differs only in DryRun).
     if not key or parsed.dry_run:
         answer = await work.run_async()
         if not parsed.dry_run:
@@ -79,12 +81,12 @@ async def bulk_update(request: Request) -> Response:
     if stored is None:
         try:
             answer = await work.run_async(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer)))
-        except KeyTakenMeanwhile:  # a concurrent call with the same key committed first
-            stored = await run_in_threadpool(guard.stored_answer)
+        except KeyTakenMeanwhile as taken:  # a concurrent call with the same key committed first
+            stored = taken.answer
         else:
             metrics.bulk_answer(answer)  # a replayed answer is not counted again
             return json_response(answer)
-    return Response(stored or b"{}", media_type="application/json")
+    return Response(stored, media_type="application/json")
 
 
 async def _pairs(request: Request) -> list[tuple[str, Any]]:
@@ -106,9 +108,7 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
     """Update the lead `leadId` with Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
     lead_id = query_param(request, "leadId")
-    rows = await run_in_threadpool(
-        service.update, state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id
-    )
+    rows = await service.update(state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
 
 
@@ -119,9 +119,7 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
 async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await run_in_threadpool(
-        service.create_or_update, state.catalog.snapshot(), principal, pairs, request.state.request_id
-    )
+    lead_id = await service.create_or_update(state.catalog.snapshot(), principal, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
 
 
