@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Select, or_, select
+from sqlalchemy import DateTime, Select, String, or_, select
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
@@ -142,6 +142,11 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
     if operator == "LIKE" and "\x00" in value:
         return []  # no stored text holds NUL (and PostgreSQL refuses it in a query)
     if operator == "LIKE":
+        if not isinstance(catalog.fields.column(field_).type, String):
+            raise InvalidRequest(
+                f"SqlOperator LIKE matches text, and {field_.schema_name} is a {field_.data_type.value} field; "
+                "compare it with =, <>, <, <=, > or >="
+            )
         value = normalize_fragment(field_, value)
         if value is None:
             return []  # no stored value holds it
