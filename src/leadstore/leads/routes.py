@@ -108,7 +108,9 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
     """Update the lead `leadId` with Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
     lead_id = query_param(request, "leadId")
-    rows = await service.update(state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id)
+    rows = await run_in_threadpool(
+        service.update, state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id
+    )
     return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
 
 
@@ -119,7 +121,9 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
 async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await service.create_or_update(state.catalog.snapshot(), principal, pairs, request.state.request_id)
+    lead_id = await run_in_threadpool(
+        service.create_or_update, state.catalog.snapshot(), principal, pairs, request.state.request_id
+    )
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
 
 
