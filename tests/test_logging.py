@@ -4,16 +4,21 @@ import io
 import json
 import logging
 import logging.config
+import socket
 import sys
 from collections.abc import Iterator
 
+import orjson
 import pytest
+from sqlalchemy import text
 
+from leadstore.catalog import save_setting
 from leadstore.config import Settings
+from leadstore.db import Database
 from leadstore.ops.logs import REDACTED, JsonFormatter, RedactSecrets, redact
 from leadstore.server import logging_config
 from leadstore.users.service import Credentials
-from tests.helpers import LM, Api, LiveServer
+from tests.helpers import LM, Api, LiveServer, wait_until
 
 
 @pytest.fixture
@@ -122,3 +127,74 @@ def test_no_secret_reaches_the_log_of_calls_with_keys_in_the_query(
     assert all(line["request_id"] for line in access)
     (library,) = [line for line in parsed if line["logger"] == "some.library"]
     assert REDACTED in str(library["message"])
+
+
+BULK = f"{LM}/Lead/Bulk/UpdateV2"
+
+
+def hang_up_during(port: int, user: Credentials, request_id: str, body: bytes, send: int) -> None:
+    """Send a bulk call (its first ``send`` bytes of ``body``) over a raw socket, and close it
+    without waiting for the answer."""
+    head = (
+        f"POST {BULK}?accessKey={user.access_key}&secretKey={user.secret_key} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nContent-Type: application/json\r\nX-Request-Id: {request_id}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + body[:send])
+
+
+def test_a_client_that_hangs_up_mid_call_is_one_line_and_leaves_no_half_write(
+    log_output: io.StringIO, settings: Settings, admin: Credentials, db: Database
+) -> None:
+    with db.write() as conn:
+        save_setting(conn, "rate_limit_calls", "1000000")
+    emails = [f"hangup{i}@example.com" for i in range(20)]
+    body = orjson.dumps(
+        {
+            "SearchByKey": "EmailAddress",
+            "LeadPropertiesList": [
+                {"Fields": [{"Attribute": "EmailAddress", "Value": e}, {"Attribute": "JobTitle", "Value": "Gone"}]}
+                for e in emails
+            ],
+        }
+    )
+
+    def access(request_id: str) -> dict[str, object] | None:
+        found = [line for line in lines(log_output) if line["request_id"] == request_id]
+        return found[0] if found else None
+
+    def history(request_id: str) -> int:
+        with db.read() as conn:
+            query = text("SELECT count(*) FROM lead_changes WHERE request_id = :r")
+            return int(conn.execute(query, {"r": request_id}).scalar_one())
+
+    with LiveServer.start(settings) as live, Api(live.base_url, admin) as api:
+        for email in emails:
+            api.create_lead(EmailAddress=email)
+        # Gone while the body is on its way: nothing is written.
+        hang_up_during(live.port, admin, "hangup-body", body, send=len(body) // 2)
+        wait_until(lambda: access("hangup-body") is not None)
+        # Gone right after the whole call: it is written whole (or, were it stopped, not at all).
+        hang_up_during(live.port, admin, "hangup-answer", body, send=len(body))
+        wait_until(lambda: access("hangup-answer") is not None)
+        assert 'status="499"' in api.http.get("/metrics").text  # not counted as a server error
+
+    parsed = lines(log_output)
+    assert [line for line in parsed if line["level"] not in ("INFO", "WARNING")] == []
+    assert [line for line in parsed if "exception" in line] == []
+    assert [line for line in parsed if line["request_id"] == "hangup-body"] == [access("hangup-body")]
+    gone = access("hangup-body")
+    assert gone is not None
+    assert gone["level"] == "INFO"
+    assert gone["logger"] == "leadstore.access"
+    assert gone["status"] == 499
+    assert gone["path"] == BULK
+    assert "the client went away before the answer" in str(gone["message"])
+    assert BULK in str(gone["message"])
+    assert "?" not in str(gone["message"])
+    assert admin.secret_key not in log_output.getvalue()
+    assert history("hangup-body") == 0
+    with db.read() as conn:
+        titles = conn.execute(text("SELECT count(*) FROM leads WHERE job_title = 'Gone'")).scalar_one()
+    assert (titles, history("hangup-answer")) in ((0, 0), (len(emails), len(emails)))

@@ -190,6 +190,36 @@ def test_database_down_answers_503_and_recovers_without_restart(pg_database: str
         assert api.bulk([{"EmailAddress": "down@example.com", "JobTitle": "CTO"}]).status_code == 200
 
 
+def _refuse_writes(name: str, refuse: bool) -> None:
+    """Make the database read-only for new sessions (or writable again), and end the current ones."""
+    setting = "SET default_transaction_read_only = on" if refuse else "RESET default_transaction_read_only"
+    with _admin_engine().connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" {setting}'))
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+
+
+def test_ready_fails_while_the_database_refuses_writes(pg_database: str) -> None:
+    """Reads still work, so SELECT 1 is no test of readiness: /ready tries a write."""
+    settings = Settings(database_url=pg_database, catalog_refresh_seconds=0.1, _env_file=None)  # type: ignore[call-arg]
+    name = make_url(pg_database).database or ""
+    with LiveServer.start(settings) as live:
+        ready = live.base_url + "/ready"
+        assert httpx.get(ready).status_code == 200
+        _refuse_writes(name, refuse=True)
+        try:
+            # The first check may meet a connection that was just ended; the next ones the refusal.
+            wait_until(lambda: "ReadOnlySqlTransaction" in httpx.get(ready).text, timeout=5)
+            response = httpx.get(ready)
+            assert response.status_code == 503
+            body = response.json()
+            assert body["ExceptionType"] == "MXServiceUnavailableException"
+            assert "does not take writes (ReadOnlySqlTransaction)" in body["ExceptionMessage"]
+            assert body["Checks"] == {"Database": "Unavailable"}
+        finally:
+            _refuse_writes(name, refuse=False)
+        wait_until(lambda: httpx.get(ready).status_code == 200, timeout=10)
+
+
 def _backend_pid(db: Database) -> int:
     with db.read() as conn:
         return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())

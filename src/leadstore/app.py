@@ -28,6 +28,7 @@ log = logging.getLogger("leadstore")
 GIL_SWITCH_SECONDS = 0.0002
 WAL_CHECKPOINT_SECONDS = 0.02  # while calls write
 WAL_IDLE_SECONDS = 0.5  # while nothing was written since the last checkpoint
+DATABASE_FILE_CHECK_SECONDS = 1.0
 
 
 def _limiter(settings: Settings, metrics: Metrics) -> RateLimiter:
@@ -77,6 +78,22 @@ async def _checkpoint_wal(db: Database) -> None:
         await asyncio.sleep(WAL_CHECKPOINT_SECONDS if written else WAL_IDLE_SECONDS)
 
 
+async def _watch_database_file(db: Database) -> None:
+    """SQLite: notice a database file that was deleted or replaced under the server, so that
+    calls are refused (``WriteHealth.gone``) rather than written where they would be lost."""
+    if db.health.path is None:
+        return
+    gone = False
+    while True:
+        await asyncio.sleep(DATABASE_FILE_CHECK_SECONDS)
+        now_gone = not await run_in_threadpool(db.health.check_file)
+        if now_gone and not gone:
+            log.error("%s; refusing calls until then", db.health.gone_message())
+        elif gone and not now_gone:
+            log.warning("the database file at %s is the one open again; serving calls", db.health.path)
+        gone = now_gone
+
+
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
 
@@ -98,11 +115,13 @@ def create_app(settings: Settings) -> FastAPI:
         gc.freeze()
         refresher = asyncio.create_task(_keep_catalog_fresh(state))
         checkpointer = asyncio.create_task(_checkpoint_wal(db))
+        file_watcher = asyncio.create_task(_watch_database_file(db))
         try:
             yield
         finally:
             refresher.cancel()
             checkpointer.cancel()
+            file_watcher.cancel()
             await state.limiter.close()
             db.dispose()
 

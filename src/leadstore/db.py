@@ -17,14 +17,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 
 from leadstore.config import Settings
 from leadstore.group_commit import GroupCommitter
 from leadstore.keyed_write import BUSY_TIMEOUT_MS, WriterTurns, pragmas
 from leadstore.sqlite_writer import WriterProcess
+from leadstore.write_health import WriteHealth
 
 T = TypeVar("T")
 
@@ -55,14 +56,16 @@ class Database:
         self._write_lock: WriteLock | None = None
         self._committer: GroupCommitter | None = None
         self.writer: WriterProcess | None = None
+        self.health = WriteHealth(None, is_sqlite=self.is_sqlite)
         if self.is_sqlite:
-            self.engine = _sqlite_engine(settings, autocheckpoint=not serving)
             path = make_url(self.url).database or ""
             on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+            self.health = WriteHealth(path if on_disk else None, is_sqlite=True)
+            self.engine = _sqlite_engine(settings, self.health, autocheckpoint=not serving)
             self._write_lock = WriteLock(WriterTurns(path) if on_disk else None)
             self._committer = GroupCommitter(self._writer_connection, self._write_lock, BUSY_TIMEOUT_MS)
             if serving and on_disk:
-                self.writer = WriterProcess(path, settings.sqlite_synchronous)
+                self.writer = WriterProcess(path, settings.sqlite_synchronous, self.health)
         else:
             self.engine = create_engine(
                 self.url,
@@ -73,7 +76,10 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A transaction for reading; rolled back at the end."""
+        """A transaction for reading; rolled back at the end. Refused once the database file
+        was removed or replaced: the open file is no longer the database of record, and
+        connections opened since would read another file."""
+        self.health.refuse_if_gone()
         with self.engine.connect() as conn, conn.begin() as tx:
             yield conn
             tx.rollback()
@@ -82,10 +88,30 @@ class Database:
     def write(self, *, dry_run: bool = False) -> Iterator[Connection]:
         """A transaction that commits when the block ends without an exception (a dry run
         rolls back instead)."""
-        with self._writer_turn(), self._immediate() as conn, conn.begin() as tx:
-            yield conn
-            if dry_run:
-                tx.rollback()
+        self.health.refuse_if_gone()
+        try:
+            with self._writer_turn(), self._immediate() as conn, conn.begin() as tx:
+                yield conn
+                if dry_run:
+                    tx.rollback()
+        except DBAPIError as exc:
+            self.health.failed(exc)
+            raise
+        if not dry_run:
+            self.health.succeeded()
+
+    def probe_write(self) -> None:
+        """Raise unless the database takes a write now: the file is still the one open, and a
+        write transaction takes the write lock and may change a row. It rolls back, unless the
+        last write failed (say, on a full disk): then it commits a change of one page, since
+        only a commit shows that the disk takes writes again."""
+        self.health.check_file()
+        commit = self.health.failure is not None
+        with self.write(dry_run=not commit) as conn:
+            conn.execute(text("UPDATE account_settings SET value = value WHERE 1 = 0"))
+            if commit and self.is_sqlite:
+                version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+                conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
 
     def _immediate(self) -> Connection:
         """A connection whose transactions take SQLite's write lock at BEGIN."""
@@ -118,10 +144,17 @@ class Database:
 
     async def transact_async(self, work: Callable[[Connection], T], *, dry_run: bool = False) -> T:
         """``transact`` for the event loop (SQLite: a savepoint of a group commit)."""
-        if self._committer is not None:
+        if self._committer is None:
+            return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
+        self.health.refuse_if_gone()
+        try:
             result: T = await self._committer.submit(work, dry_run)
-            return result
-        return await anyio.to_thread.run_sync(lambda: self.transact(work, dry_run=dry_run))
+        except DBAPIError as exc:
+            self.health.failed(exc)
+            raise
+        if not dry_run:
+            self.health.succeeded()
+        return result
 
     async def autocommit_async(self, work: Callable[[Connection], T]) -> T:
         """PostgreSQL: run ``work``, which makes one statement, in autocommit mode: the statement
@@ -130,14 +163,21 @@ class Database:
         return await anyio.to_thread.run_sync(self._autocommit, work)
 
     def _autocommit(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.connect() as conn:
-            return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        self.health.refuse_if_gone()
+        try:
+            with self.engine.connect() as conn:
+                result = work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        except DBAPIError as exc:
+            self.health.failed(exc)
+            raise
+        self.health.succeeded()
+        return result
 
     def checkpoint(self) -> int:
         """SQLite: copy committed pages from the WAL into the database without blocking
         writers (PASSIVE), so the WAL stays small. Returns the number of frames in the WAL,
         which tells the caller whether anything was written since the last checkpoint."""
-        if not self.is_sqlite:
+        if not self.is_sqlite or self.health.gone:  # not into a file that replaced ours
             return 0
         raw = self.engine.raw_connection()
         try:
@@ -212,7 +252,7 @@ def _ping_idle_connections(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection is gone") from exc
 
 
-def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
+def _sqlite_engine(settings: Settings, health: WriteHealth, autocheckpoint: bool) -> Engine:
     engine = create_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -221,8 +261,16 @@ def _sqlite_engine(settings: Settings, autocheckpoint: bool) -> Engine:
     )
     synchronous = settings.sqlite_synchronous
 
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+        # Once the file is open, a connection that finds it gone must fail, not create a new one.
+        if health.identity is not None:
+            cargs[:] = [health.uri()]
+            cparams["uri"] = True
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        health.opened()
         # Let SQLAlchemy, not the driver, issue BEGIN (SQLAlchemy's SQLite "savepoints" recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()

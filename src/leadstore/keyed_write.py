@@ -25,6 +25,7 @@ import sqlite3
 import struct
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 HEADER = struct.Struct("!I")
@@ -97,8 +98,10 @@ class WriterTurns:
 
 def connect(path: str, synchronous: str) -> sqlite3.Connection:
     """As ``Database``'s engine connects for a server (the server makes the checkpoints), with
-    BEGIN issued here and savepoints in memory, as the group commit's connection."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    BEGIN issued here and savepoints in memory, as the group commit's connection. The file must
+    exist: a writer started after it was deleted must not write into a new, empty one."""
+    uri = f"{Path(path).absolute().as_uri()}?mode=rw"
+    conn = sqlite3.connect(uri, isolation_level=None, uri=True)
     for pragma in [*pragmas(synchronous, autocheckpoint=False), "temp_store=MEMORY"]:
         conn.execute(f"PRAGMA {pragma}")
     return conn

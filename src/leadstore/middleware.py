@@ -1,6 +1,10 @@
 """Around every request: a request id, the body-size limit, a deadline for reading the body,
 rate-limit headers, a last-resort error envelope, and the access log.
 
+A client that hangs up before its answer is not an error: its access line says so, with status
+499 (nginx's "client closed request"); what the call wrote is what the database committed, whole
+or not at all, since a write is never stopped half-way.
+
 The access log records the path without the query string: LeadSquared clients send the secret
 key there, and a secret must never reach a log line.
 """
@@ -14,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from sqlalchemy.exc import OperationalError
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadstore.errors import LeadstoreError, PayloadTooLarge, RequestTimeout, envelope, unexpected_error
@@ -24,6 +29,7 @@ BODY_TIMEOUT_SECONDS = 30.0
 # A body we stop reading leaves the connection mid-request: close it rather than drain the rest.
 _CLOSE = {"Connection": "close"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+CLIENT_CLOSED_REQUEST = 499
 
 access_log = logging.getLogger("leadstore.access")
 error_log = logging.getLogger("leadstore.errors")
@@ -77,6 +83,7 @@ class RequestContext:
         started = time.perf_counter()
         status = 500
         response_started = False
+        client_gone = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -110,6 +117,12 @@ class RequestContext:
                 await self._answer(send_with_headers, _too_large())
                 return
             await self.app(app_scope, self._limited(receive), send_with_headers)
+        except ClientDisconnect:
+            client_gone = True
+            if not response_started:
+                # The server drops it (the connection is closed); the metrics outside count it.
+                await send_with_headers({"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST})
+                await send_with_headers({"type": "http.response.body", "body": b""})
         except Exception as exc:
             if isinstance(exc, OperationalError):
                 # The database is unreachable: one line per call, not a traceback each.
@@ -122,7 +135,7 @@ class RequestContext:
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             access_log.info(
-                "%s %s %s %.1fms",
+                "%s %s %s %.1fms: the client went away before the answer" if client_gone else "%s %s %s %.1fms",
                 scope["method"],
                 scope["path"],
                 status,

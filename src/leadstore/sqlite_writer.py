@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from leadstore.keyed_write import HEADER, KeyedWrite, frame
+from leadstore.write_health import WriteHealth
 
 log = logging.getLogger("leadstore.sqlite_writer")
 
@@ -42,7 +43,9 @@ class WriterGone(OperationalError):
 class WriterProcess:
     """The server's side: starts the child, sends it calls, hands out its answers."""
 
-    def __init__(self, path: str, synchronous: str) -> None:
+    def __init__(self, path: str, synchronous: str, health: WriteHealth | None = None) -> None:
+        """``health``: the database's (``Database.health``); calls are refused while its file is gone."""
+        self._health = health if health is not None else WriteHealth(None, is_sqlite=True)
         self._args = [sys.executable, "-m", "leadstore.keyed_write", path, synchronous]
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
@@ -59,12 +62,18 @@ class WriterProcess:
 
     async def submit(self, write: KeyedWrite) -> dict[Any, int]:
         """The leads ``write`` found (their ids by key value), once its transaction committed."""
+        self._health.refuse_if_gone()
         stream = self._stream if self._stream is not None else await self.start()
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
         stream.write(frame((job_id, write)))
-        result: dict[Any, int] = await future
+        try:
+            result: dict[Any, int] = await future
+        except DBAPIError as exc:
+            self._health.failed(exc)
+            raise
+        self._health.succeeded()
         return result
 
     async def start(self) -> asyncio.StreamWriter:

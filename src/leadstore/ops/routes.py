@@ -6,11 +6,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import PlainTextResponse, Response
 
-from leadstore.errors import ServiceUnavailable
+from leadstore.errors import LeadstoreError, ServiceUnavailable
 from leadstore.ops.metrics import CONTENT_TYPE, Metrics
 from leadstore.ratelimit_redis import RedisRateLimiter
 from leadstore.state import AppState, app_state
@@ -24,30 +23,42 @@ def json_response(content: Any) -> Response:
     return Response(orjson.dumps(content), media_type="application/json")
 
 
-def _database_reachable(state: AppState) -> bool:
+def _database_takes_writes(state: AppState) -> str | None:
+    """None when the database takes a write; else what is wrong and what to do."""
+    db = state.db
     try:
-        with state.db.read() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True
+        db.probe_write()
+    except LeadstoreError as exc:
+        return exc.message
+    except Exception as exc:  # a failed write has set db.health.failure when it says why
+        why = db.health.failure or type(exc).__name__
+        return f"the database does not take writes ({why}); check that it runs, is writable and has free space"
+    return None
 
 
-async def _check(state: AppState) -> dict[str, str]:
-    async def database() -> bool:
-        return await run_in_threadpool(_database_reachable, state)
+async def _check(state: AppState) -> tuple[dict[str, str], list[str]]:
+    """Each check's result ("OK" or "Unavailable"), and what is wrong with those that failed."""
+
+    async def database() -> str | None:
+        return await run_in_threadpool(_database_takes_writes, state)
+
+    async def redis(limiter: RedisRateLimiter) -> str | None:
+        return None if await limiter.ping() else "Redis does not answer; check that it runs and is reachable"
 
     checks = {"Database": database()}
     if isinstance(state.limiter, RedisRateLimiter):
-        checks["Redis"] = state.limiter.ping()
+        checks["Redis"] = redis(state.limiter)
     results: dict[str, str] = {}
+    problems: list[str] = []
     for name, check in checks.items():
         try:
-            ok = await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+            problem = await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
         except TimeoutError:
-            ok = False
-        results[name] = "OK" if ok else "Unavailable"
-    return results
+            problem = f"{name} did not answer within {CHECK_TIMEOUT_SECONDS:g} seconds"
+        results[name] = "OK" if problem is None else "Unavailable"
+        if problem is not None:
+            problems.append(problem)
+    return results, problems
 
 
 @router.get("/health")
@@ -58,11 +69,10 @@ async def health() -> Response:
 
 @router.get("/ready")
 async def ready(request: Request) -> Response:
-    """Ready to serve: the database and, when configured, Redis answer. 503 otherwise."""
-    results = await _check(app_state(request))
-    down = [name for name, result in results.items() if result != "OK"]
-    if down:
-        raise ServiceUnavailable(f"Not ready: {' and '.join(down)} unavailable", Checks=results)
+    """Ready to serve: the database takes writes and, when configured, Redis answers. 503 otherwise."""
+    results, problems = await _check(app_state(request))
+    if problems:
+        raise ServiceUnavailable(f"Not ready: {'; '.join(problems)}", Checks=results)
     return json_response({"Status": "Ready", "Checks": results})
 
 
