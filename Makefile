@@ -36,9 +36,11 @@ fmt: $(VENV)/.installed
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+# About 24 minutes on 2 cores; needs PostgreSQL (BENCH_PG_URL) and Redis (BENCH_REDIS_URL) running.
+# A quick look: make bench BENCH_ARGS="--databases sqlite --sizes 10000 --seconds 5"
 bench: $(VENV)/.installed
 	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) leadstore.db leadstore.db-wal leadstore.db-shm leadstore.db-write-lock

@@ -22,7 +22,10 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import select
 import struct
+import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -96,33 +99,47 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class FileOpens:
-    """Counts the opens of one file from now on (inotify IN_OPEN)."""
+    """Counts the opens of one file from now on (inotify), in a thread of its own that reads
+    each event as it comes: the kernel merges identical events that are not yet read, so
+    without the closes between them and a reader waiting, opens in a row would count as one.
+    Opens less than the reader's wake-up apart can still merge: the count is a lower bound
+    when connections open in bursts, and exact when they come and go."""
 
     IN_OPEN = 0x20
-    IN_NONBLOCK = 0o4000
+    IN_CLOSE = 0x08 | 0x10  # after writing, after reading only
 
     def __init__(self, path: str) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        self._fd = libc.inotify_init1(self.IN_NONBLOCK)
-        if self._fd < 0 or libc.inotify_add_watch(self._fd, path.encode(), self.IN_OPEN) < 0:
+        self._fd = libc.inotify_init1(0)
+        if self._fd < 0 or libc.inotify_add_watch(self._fd, path.encode(), self.IN_OPEN | self.IN_CLOSE) < 0:
             raise OSError(ctypes.get_errno(), "inotify")
+        self._stop_r, self._stop_w = os.pipe()
         self.count = 0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
 
-    def read(self) -> int:
-        """Opens seen since the start (reads the events queued so far)."""
+    def _read(self) -> None:
         while True:
-            try:
-                data = os.read(self._fd, 1 << 16)
-            except BlockingIOError:
-                return self.count
+            ready, _, _ = select.select([self._fd, self._stop_r], [], [])
+            if self._stop_r in ready:
+                return
+            data = os.read(self._fd, 1 << 16)
             offset = 0
             while offset < len(data):
                 _wd, mask, _cookie, size = struct.unpack_from("iIII", data, offset)
                 self.count += bool(mask & self.IN_OPEN)
                 offset += 16 + size
 
+    def read(self) -> int:
+        """Opens seen since the start."""
+        time.sleep(0.05)  # events of the last moment
+        return self.count
+
     def close(self) -> None:
-        os.close(self._fd)
+        os.write(self._stop_w, b"x")
+        self._thread.join()
+        for fd in (self._fd, self._stop_r, self._stop_w):
+            os.close(fd)
 
 
 class PgSessions:

@@ -428,7 +428,7 @@ TARGETS = [
     ("ratio", f"ratio>={TARGET_RATIO}"),
     ("vs_everyday", f"vs ev>={TARGET_VS_EVERYDAY}"),
     ("p99", f"p99<={TARGET_P99_MS:g}"),
-    ("new_connections", "conn/s=0"),
+    ("new_connections", "conn/s<0.05"),
     ("min_window", f"win>={TARGET_WINDOW}"),
     ("rss", f"RSS<={TARGET_RSS_MB:g}"),
     ("errors", "no errors"),
