@@ -9,7 +9,7 @@ from typing import Any
 import idna
 import phonenumbers
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from leadstore.catalog import save_setting
@@ -306,6 +306,15 @@ class TestOneLeadPerValue:
             assert len(details["SuccessfulLeads"]) == 1, (spelling, details)
             assert api.lead(lead)["JobTitle"] == f"J{number}"
 
+    def test_a_backslash_in_a_like_pattern_is_literal(self, api: Api) -> None:
+        lead = api.create_lead(FirstName="a\\b", LastName="a%b")
+        assert ids(leads_get(api, "FirstName", "a\\")) == []  # = compares whole values
+        for pattern in ("a\\", "%\\b", "\\b", "%a\\b%"):
+            assert ids(leads_get(api, "FirstName", pattern, "LIKE")) == [lead], pattern
+        for pattern in ("%\\", "%\\%\\"):  # ends with a backslash; has two
+            assert ids(leads_get(api, "FirstName", pattern, "LIKE")) == [], pattern
+        assert ids(leads_get(api, "LastName", "a%", "LIKE")) == [lead]
+
     @pytest.mark.parametrize("path", ["/Lead.Create", "/Lead.CreateOrUpdate"])
     def test_a_digit_int_refuses_is_an_invalid_value_not_a_failure(self, api: Api, path: str) -> None:
         response = api.post(path, json=pairs(Phone="+²-9812345671"))
@@ -349,6 +358,9 @@ def test_hostile_values_never_fail_the_server(api: Api, db: Database) -> None:
 
     # A URL cannot carry a lone surrogate: lookups by query parameter get text that can be encoded.
     @given(value=hostile, lookup=encodable_text | near_values(), name=st.sampled_from(names))
+    @example(value="+²-9812345671", lookup="+²-9812345671", name="Phone")
+    @example(value="%_\\", lookup="%_\\", name="FirstName")
+    @example(value="\ud800", lookup="١٢", name="Score")
     @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def calls(value: str, lookup: str, name: str) -> None:
         key = name if name in unique else "EmailAddress"

@@ -36,8 +36,9 @@ _OPERATORS = {
     "<": lambda c, v: c < v,
     ">=": lambda c, v: c >= v,
     "<=": lambda c, v: c <= v,
-    # Case-insensitive on both databases (SQLite's LIKE is, PostgreSQL's is not).
-    "LIKE": lambda c, v: c.ilike(v if "%" in v else f"%{v}%"),
+    # Case-insensitive on both databases (SQLite's LIKE is, PostgreSQL's is not); % and _ are the
+    # caller's wildcards, a backslash is literal on both (PostgreSQL would read it as an escape).
+    "LIKE": lambda c, v: c.ilike((v if "%" in v else f"%{v}%").replace("\\", "\\\\"), escape="\\"),
 }
 
 
