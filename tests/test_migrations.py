@@ -1,6 +1,7 @@
 """Migrations build the schema the models describe, and moving the change history to write
 order and to a chain per lead (and back) keeps every change."""
 
+import asyncio
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -9,11 +10,11 @@ from alembic.migration import MigrationContext
 
 from leadstore import migrate
 from leadstore.db import Base, Database
-from leadstore.fields.model import SYSTEM_FIELDS
 from leadstore.leads import repository
+from leadstore.leads.plan import BulkWrite, Column, LeadWrite
 from leadstore.models import Lead
 
-LAST_NAME = next(f for f in SYSTEM_FIELDS if f.schema_name == "LastName")
+LAST_NAME = Column("last_name", "LastName", "Last Name")
 _LEADS = Lead.__table__
 
 BEFORE_WRITE_ORDER = "5b1e0c7d9a42"
@@ -88,10 +89,12 @@ def test_history_keeps_every_change_through_the_move_to_write_order_and_a_chain_
     }
     with db.read() as conn:
         assert sa.inspect(conn).get_indexes("lead_changes") == []
-    with db.write() as conn:  # the service's next change to lead 2 takes the next id and goes on from its newest
-        stored = conn.execute(sa.select(_LEADS).where(_LEADS.c.auto_id == 2)).mappings().one()
-        update = repository.LeadUpdate(2, stored, {LAST_NAME: "e"})
-        repository.apply_updates(conn, _LEADS, [update], "u", "r3", _T0 + timedelta(minutes=11))
+    # The service's next change to lead 2 takes the next id and goes on from its newest.
+    key = Column("prospect_id", "ProspectId", "Prospect Id", unique=True)
+    write = BulkWrite(
+        "leads", key, [LAST_NAME], [LeadWrite(0, "p2", {0: "e"})], None, "u", "r3", _T0 + timedelta(minutes=11)
+    )
+    assert asyncio.run(db.write_bulk(write))[0].changed == ["LastName"]
     after = _stored(db)
     assert len(after) == 6
     assert _histories(db)[2] == [("e", "LastName"), ("b", "FirstName")]

@@ -239,7 +239,7 @@ def test_a_pooled_connection_idle_for_a_while_is_checked_and_replaced_when_gone(
     the pool is replaced."""
     db = Database(Settings(database_url=pg_database, db_pool_size=1, _env_file=None))  # type: ignore[call-arg]
     try:
-        monkeypatch.setattr("leadstore.db.PING_AFTER_IDLE_SECONDS", 0.2)
+        monkeypatch.setattr("leadstore.postgres.engine.PING_AFTER_IDLE_SECONDS", 0.2)
         first = _backend_pid(db)
         assert _backend_pid(db) == first  # the pool keeps its connection
         _terminate(first)
@@ -247,7 +247,7 @@ def test_a_pooled_connection_idle_for_a_while_is_checked_and_replaced_when_gone(
         second = _backend_pid(db)  # checked, found gone, replaced: the call did not notice
         assert second != first
 
-        monkeypatch.setattr("leadstore.db.PING_AFTER_IDLE_SECONDS", 60)
+        monkeypatch.setattr("leadstore.postgres.engine.PING_AFTER_IDLE_SECONDS", 60)
         _terminate(second)
         with pytest.raises(OperationalError):
             _backend_pid(db)  # not checked: this call meets the closed connection

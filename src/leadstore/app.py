@@ -17,6 +17,7 @@ from leadstore.catalog import Catalog
 from leadstore.config import Settings
 from leadstore.db import Database
 from leadstore.errors import install_handlers
+from leadstore.leads import idempotency
 from leadstore.leads import routes as lead_routes
 from leadstore.middleware import RequestContext
 from leadstore.ops import routes as ops_routes
@@ -26,8 +27,7 @@ from leadstore.state import AppState
 
 log = logging.getLogger("leadstore")
 GIL_SWITCH_SECONDS = 0.0002
-WAL_CHECKPOINT_SECONDS = 0.02  # while calls write
-WAL_IDLE_SECONDS = 0.5  # while nothing was written since the last checkpoint
+EXPIRED_ANSWERS_SECONDS = 60.0
 DATABASE_FILE_CHECK_SECONDS = 1.0
 
 
@@ -56,26 +56,14 @@ async def _keep_catalog_fresh(state: AppState) -> None:
             failing = False
 
 
-async def _checkpoint_wal(db: Database) -> None:
-    """SQLite: checkpoint the WAL off the request path (see ``Database``), in small steps while
-    calls write. A checkpoint ends with an fsync of the database file, which holds up the fsyncs
-    of the COMMITs beside it: checkpointing once a second put the bulk update's p99 at half
-    peak at ~80 ms on 1M leads, every 50 ms at ~20 ms; with the writer process doubling that
-    rate, every 50 ms gave 12-14 ms and every 20 ms 8-10 ms."""
-    if not db.is_sqlite:
-        return
-    frames, failing = -1, False
+async def _forget_expired_answers(db: Database) -> None:
+    """Drop answers stored with Idempotency-Keys once they are older than a key lasts."""
     while True:
+        await asyncio.sleep(EXPIRED_ANSWERS_SECONDS)
         try:
-            now = await run_in_threadpool(db.checkpoint)
-        except Exception as exc:  # the next round tries again; the WAL only grows meanwhile
-            if not failing:  # once per outage, not every round
-                log.warning("WAL checkpoint failed (%s); retrying", type(exc).__name__)
-            failing, now = True, -1
-        else:
-            failing = False
-        written, frames = now != frames, now
-        await asyncio.sleep(WAL_CHECKPOINT_SECONDS if written else WAL_IDLE_SECONDS)
+            await run_in_threadpool(idempotency.forget_expired, db)
+        except Exception as exc:  # the next round tries again
+            log.warning("cannot drop expired Idempotency-Key answers (%s); retrying", type(exc).__name__)
 
 
 async def _watch_database_file(db: Database) -> None:
@@ -104,8 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         # writer waits most of a call for the GIL (measured: 4-6 ms a call instead of ~1).
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         db = Database(settings, serving=True)
-        if db.writer is not None:
-            await db.writer.start()
+        await db.start()
         catalog = Catalog(db)
         await run_in_threadpool(catalog.refresh)
         state = AppState(settings, db, catalog, Authenticator(catalog), _limiter(settings, metrics))
@@ -114,14 +101,14 @@ def create_app(settings: Settings) -> FastAPI:
         # collection, whose full passes over it showed up in the bulk update's p99.
         gc.freeze()
         refresher = asyncio.create_task(_keep_catalog_fresh(state))
-        checkpointer = asyncio.create_task(_checkpoint_wal(db))
         file_watcher = asyncio.create_task(_watch_database_file(db))
+        forgetter = asyncio.create_task(_forget_expired_answers(db))
         try:
             yield
         finally:
             refresher.cancel()
-            checkpointer.cancel()
             file_watcher.cancel()
+            forgetter.cancel()
             await state.limiter.close()
             db.dispose()
 

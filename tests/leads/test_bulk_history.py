@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import update
 
 from leadstore.db import Database
-from leadstore.leads.changes import REASON_CODE_MEANINGS
+from leadstore.leads.outcomes import REASON_CODE_MEANINGS
 from leadstore.models import LeadChange
 from tests.helpers import Api, make_user
 from tests.leads.bulk_support import history_table

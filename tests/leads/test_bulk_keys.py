@@ -29,7 +29,9 @@ class TestPhoneKey:
         set_setting(db, server, "phone_country_code_mandatory", "true")
         answer = call(api, [{"Phone": "+91-1234554321", "FirstName": "Sam"}], "Phone")
         assert answer["Details"] == {
-            "SuccessfulLeads": [{"Identifier": "Phone", "IdentifierValue": "+91-1234554321", "Index": 0}]
+            "SuccessfulLeads": [
+                {"Identifier": "Phone", "IdentifierValue": "+91-1234554321", "Index": 0, "ChangedFields": ["FirstName"]}
+            ]
         }
         assert api.lead(sam)["FirstName"] == "Sam"
 
@@ -103,7 +105,7 @@ class TestEmailKey:
     def test_email_keys_match_case_insensitively(self, api: Api, sam: str, spelling: str) -> None:
         answer = call(api, [{"EmailAddress": spelling, "FirstName": "Samuel"}], "EmailAddress")
         assert answer["Details"]["SuccessfulLeads"] == [
-            {"Identifier": "EmailAddress", "IdentifierValue": spelling, "Index": 0}
+            {"Identifier": "EmailAddress", "IdentifierValue": spelling, "Index": 0, "ChangedFields": ["FirstName"]}
         ]
         assert api.lead(sam)["FirstName"] == "Samuel"
 
@@ -126,7 +128,7 @@ class TestOtherKeys:
             api, [{"ProspectAutoId": auto_id, "FirstName": "ByAutoId"}, {"ProspectAutoId": "999"}], "prospectautoid"
         )
         assert answer["Details"]["SuccessfulLeads"] == [
-            {"Identifier": "ProspectAutoId", "IdentifierValue": auto_id, "Index": 0}
+            {"Identifier": "ProspectAutoId", "IdentifierValue": auto_id, "Index": 0, "ChangedFields": ["FirstName"]}
         ]
         assert items(answer, "UnProcessedLeads")[0]["Index"] == 1
         assert api.lead(sam)["FirstName"] == "ByAutoId"

@@ -61,8 +61,9 @@ class TestSuccess:
                 }
             ],
         )
+        changed = ["FirstName", "Score", "ProspectStage", "DoNotEmail", "Mobile", "Website"]
         assert answer["Details"]["SuccessfulLeads"] == [
-            {"Identifier": "EmailAddress", "IdentifierValue": "ann@example.com", "Index": 0}
+            {"Identifier": "EmailAddress", "IdentifierValue": "ann@example.com", "Index": 0, "ChangedFields": changed}
         ]
         lead = api.lead(ann)
         assert lead["FirstName"] == "Annabel"

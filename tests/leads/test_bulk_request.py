@@ -156,7 +156,7 @@ def test_search_by_key_matches_names_case_insensitively(api: Api, two_leads: lis
     answer = response.json()
     assert_consistent(answer, 1)
     assert answer["Details"]["SuccessfulLeads"] == [
-        {"Identifier": "ProspectId", "IdentifierValue": two_leads[1], "Index": 0}
+        {"Identifier": "ProspectId", "IdentifierValue": two_leads[1], "Index": 0, "ChangedFields": ["FirstName"]}
     ]
     assert api.lead(two_leads[1])["FirstName"] == "Bobby"
 

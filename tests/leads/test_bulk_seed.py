@@ -6,9 +6,9 @@ NOT_FOUND = "Lead does not exist in the system or You do not have permission to 
 
 
 def lsq_part(answer: dict) -> dict:  # type: ignore[type-arg]
-    """The answer without leadstore's extension keys (Index, ReasonCode)."""
+    """The answer without leadstore's extension keys (Index, ReasonCode, ChangedFields)."""
     details = {
-        name: [{k: v for k, v in item.items() if k not in ("Index", "ReasonCode")} for item in items]
+        name: [{k: v for k, v in item.items() if k not in ("Index", "ReasonCode", "ChangedFields")} for item in items]
         for name, items in answer["Details"].items()
     }
     return {"Status": answer["Status"], "Details": details}

@@ -87,13 +87,13 @@ def test_statements_per_call_do_not_grow_with_leads_sent_or_stored(
     assert len(full) <= 6, full
 
 
-def test_an_everyday_call_is_one_statement_on_postgresql_and_the_writer_process_s_on_sqlite(
+def test_every_call_is_written_by_the_engine_and_on_postgresql_in_as_few_round_trips_as_it_needs(
     api: Api, db: Database, server: LiveServer, no_rate_limit: None
 ) -> None:
-    """Leads that all write the same text fields, none unique: PostgreSQL writes the call as one
-    statement in autocommit mode (no BEGIN or COMMIT round trips), SQLite's server hands it to
-    its writer process; a call that writes a unique field, OwnerId or a number, or leads that
-    write different fields, is checked first, in the server."""
+    """PostgreSQL: a call that writes no unique field nor OwnerId is one statement in autocommit
+    mode, whatever fields its leads write; one that does is checked first in the same
+    transaction; one with an Idempotency-Key stores its answer in that transaction. SQLite:
+    every call is written by the server's writer process (tests/sqlite/test_writer.py)."""
     store_leads(db, 5)
     api.get("/Leads.GetById", params={"id": "warm-up"})  # the caller's keys are checked once, then cached
     engine = server.server.config.app.state.leadstore.db.engine
@@ -105,11 +105,11 @@ def test_an_everyday_call_is_one_statement_on_postgresql_and_the_writer_process_
             autocommit = getattr(conn.connection.driver_connection, "autocommit", False)  # psycopg's flag
             seen.append((statement.split()[0].upper(), autocommit))
 
-    def statements(leads: list[dict[str, str]], found: int) -> list[tuple[str, bool]]:
+    def statements(leads: list[dict[str, str]], found: int, **headers: str) -> list[tuple[str, bool]]:
         seen.clear()
         event.listen(engine, "before_cursor_execute", record)
         try:
-            response = api.bulk(leads)
+            response = api.bulk(leads, headers=headers)
         finally:
             event.remove(engine, "before_cursor_execute", record)
         assert response.status_code == 200, response.text
@@ -117,14 +117,22 @@ def test_an_everyday_call_is_one_statement_on_postgresql_and_the_writer_process_
         return list(seen)
 
     same_fields = [{"EmailAddress": f"s{i}@example.com", "FirstName": "A", "JobTitle": "B"} for i in range(3)]
-    everyday = statements([*same_fields, {"EmailAddress": "missing@example.com", "FirstName": "X", "JobTitle": "Y"}], 3)
+    missing = {"EmailAddress": "missing@example.com", "FirstName": "X", "JobTitle": "Y"}
+    different = [{"EmailAddress": "s1@example.com", "FirstName": "D", "Score": "4"}, {"EmailAddress": "s2@example.com"}]
+    calls = {
+        "everyday": statements([*same_fields, missing], 3),
+        "numbers and different fields": statements(different, 2),
+        "unique": statements([{"EmailAddress": "s0@example.com", "Mobile": "+91-9800000001"}], 1),
+        "owner": statements([{"EmailAddress": "s0@example.com", "OwnerId": api.user.user_id}], 1),
+        "key": statements([{"EmailAddress": "s3@example.com", "FirstName": "K"}], 1, **{"Idempotency-Key": "k-1"}),
+    }
     if db.is_sqlite:
-        assert everyday == []  # written by the writer process (tests/test_sqlite_writer.py)
-    else:
-        assert everyday == [("WITH", True)]
-    for extra in ({"Mobile": "+91-9800000001"}, {"Score": "3"}, {"OwnerId": api.user.user_id}):
-        checked = statements([{"EmailAddress": "s0@example.com", "FirstName": "C", **extra}], 1)
-        assert len(checked) >= 2, (extra, checked)
-        assert not any(autocommit for _, autocommit in checked), (extra, checked)
-    mixed = statements([{"EmailAddress": "s1@example.com", "FirstName": "D"}, {"EmailAddress": "s2@example.com"}], 2)
-    assert len(mixed) >= 2, mixed
+        assert calls == {name: [] for name in calls}
+        return
+    assert calls["everyday"] == calls["numbers and different fields"] == [("WITH", True)]
+    for name in ("unique", "owner"):
+        # The leads locked and read, the values checked (one query per unique field or the
+        # owners), then the one statement.
+        assert [s for s, _ in calls[name]] == ["SELECT", "SELECT", "WITH"], (name, calls[name])
+        assert not any(autocommit for _, autocommit in calls[name]), (name, calls[name])
+    assert calls["key"] == [("WITH", False), ("INSERT", False)]  # in one transaction

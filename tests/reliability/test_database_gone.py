@@ -19,7 +19,7 @@ from leadstore import migrate
 from leadstore.catalog import save_setting
 from leadstore.config import Settings
 from leadstore.db import Database
-from leadstore.keyed_write import connect
+from leadstore.sqlite.connection import connect
 from leadstore.users.service import Credentials
 from tests.helpers import Api, LiveServer, make_user, wait_until
 from tests.reliability.support import assert_envelope

@@ -1,28 +1,17 @@
 """Update Leads in Bulk v2 (spec section 4): up to 25 leads a call, each atomic, each with an
 outcome.
 
-A call is checked whole in memory first (shape, fields, values), then written in one
-transaction with a bounded number of statements whatever the number of leads stored: one
-locked lookup of all leads, one query per unique field being changed, one UPDATE per set of
-changed columns and one INSERT of history rows. Should a concurrent call take a unique value
-between our check and our write, the transaction is redone with a savepoint per lead, so
-exactly the lead that lost the race fails, as a duplicate.
-
-The everyday call, whose leads all write the same text fields and no unique one, needs no
-check against the database between reading and writing: on PostgreSQL it is one statement,
-its own transaction (``repository.update_in_one_statement``); on SQLite a server hands it to
-its writer process (``leadstore.sqlite_writer``).
+A call is checked whole in memory first (shape, fields, values). What only the database can
+tell (which leads exist and are in the caller's reach, which unique values other leads hold,
+which owners are users) is settled by one write, a ``leadstore.leads.plan.BulkWrite``, which the
+database runs the way its engine does best (``Database.write_bulk``), with a bounded number of
+statements whatever the number of leads sent or stored.
 """
 
-import asyncio
-import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import Connection, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
@@ -31,23 +20,9 @@ from leadstore.errors import InvalidRequest, shown
 from leadstore.fields.model import DataType, Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, normalize
-from leadstore.leads import repository as repo
-from leadstore.leads.changes import (
-    NOT_FOUND_REASON,
-    FieldPlan,
-    FieldRejected,
-    Pairs,
-    ReasonCode,
-    UniqueClaims,
-    changed,
-    duplicate_message,
-    parse_pairs,
-    unknown_owners,
-)
-from leadstore.sqlite_writer import WriterGone
-
-_RETRIES = 3
-AnswerHook = Callable[[Connection, dict[str, Any]], None]
+from leadstore.leads.changes import FieldPlan, FieldRejected, Pairs, parse_pairs
+from leadstore.leads.outcomes import NOT_FOUND_REASON, Answer, Failure, Item, ReasonCode
+from leadstore.leads.plan import BulkWrite, Column, IdempotencyRecord, LeadWrite
 
 
 @dataclass(frozen=True)
@@ -66,18 +41,7 @@ class _Checked:
     identifier_value: Any
     key: Any = None  # the normalised search-key value; None when the lead cannot be found
     values: Mapping[Field, Any] = field(default_factory=dict)
-    failure: tuple[ReasonCode, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    successful: bool
-    code: ReasonCode | None = None
-    reason: str | None = None
-
-
-_SUCCESS = _Outcome(True)
-_NOT_FOUND = _Outcome(False, ReasonCode.LEAD_NOT_FOUND, NOT_FOUND_REASON)
+    failure: Failure | None = None
 
 
 def parse_request(body: Any, max_leads: int) -> BulkRequest:
@@ -133,8 +97,7 @@ def search_field(registry: FieldRegistry, name: str | None, principal: Principal
 
 
 class BulkUpdate:
-    """One call's work. ``run_async`` returns the LeadSquared-shaped answer; ``on_answer`` runs inside
-    the transaction before it commits (the idempotency store uses it)."""
+    """One call's work: ``run`` returns the LeadSquared-shaped answer."""
 
     def __init__(
         self, db: Database, catalog: CatalogSnapshot, principal: Principal, request: BulkRequest, request_id: str
@@ -148,38 +111,17 @@ class BulkUpdate:
         self.key_field = search_field(self.registry, request.search_by, principal)
         self._plans: dict[tuple[str, ...], FieldPlan] = {}  # by the attribute names a lead sends
 
-    async def run_async(self, on_answer: AnswerHook | None = None) -> dict[str, Any]:
-        """Check the call on the event loop, then write it: the everyday way where ``_everyday``
-        allows, else through ``Database.transact_async``."""
-        checked = self.check()
-        everyday = None if on_answer is not None or self.request.dry_run else self._everyday(checked)
-        for attempt in range(_RETRIES + 1):
-            try:
-                if everyday is not None and attempt == 0:
-                    found = await self._write_everyday(*everyday)
-                    return self._answer(checked, self._match(checked, found)[0])
-                work = self._work(checked, attempt, on_answer)
-                return await self.db.transact_async(work, dry_run=self.request.dry_run)
-            except (IntegrityError, OperationalError) as exc:
-                if attempt == _RETRIES or not _is_retryable(exc):
-                    raise
-                await asyncio.sleep(0.002 * (attempt + 1))
-        raise AssertionError("unreachable")
+    async def run(self, idempotency: IdempotencyRecord | None = None) -> dict[str, Any]:
+        """Write the call. With ``idempotency`` its answer is stored in the same transaction
+        (``plan.KeyTaken`` when a concurrent call with that key committed first)."""
+        answer, write = self.plan(self.check())
+        if idempotency is not None:
+            write.idempotency, write.answer = idempotency, answer
+        return answer.render(await self.db.write_bulk(write))
 
     def check(self) -> list[_Checked]:
         """Everything that can be judged without the database."""
         return [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
-
-    def _work(self, checked: list[_Checked], attempt: int, on_answer: AnswerHook | None) -> Callable[[Connection], Any]:
-        # A retry follows a unique value taken by a concurrent call, or a deadlock between two
-        # calls: it writes with a savepoint per lead, so only the lead that lost the race fails.
-        def work(conn: Connection) -> dict[str, Any]:
-            answer = self._answer(checked, self._write(conn, checked, careful=attempt > 0))
-            if on_answer is not None:
-                on_answer(conn, answer)
-            return answer
-
-        return work
 
     def _check(self, index: int, pairs: Pairs) -> _Checked:
         if not pairs:
@@ -212,175 +154,57 @@ class BulkUpdate:
             return _Checked(index, identifier, failure=(ReasonCode.LEAD_NOT_FOUND, NOT_FOUND_REASON))
         return _Checked(index, identifier, key, values)
 
-    def _write(self, conn: Connection, checked: list[_Checked], careful: bool) -> list[_Outcome]:
-        table = self.registry.table
-        column = self.key_field.column
-        findable = [c for c in checked if c.failure is None]
-        wanted = {c.key for c in findable}
-        # Only the columns this call reads: the key, the fields it writes (old values) and the
-        # newest change, which the history it writes goes on from.
-        needed = {column, "last_change_id", *(f.column for c in findable for f in c.values)}
-        rows = repo.find(conn, table, column, wanted, self.principal, lock=not self.db.is_sqlite, columns=needed)
-        outcomes, found = self._match(checked, {row[column]: row for row in rows})
-        candidates = [(c.index, row, changed(row, c.values)) for c, row in found]
-        updates = self._claim(conn, candidates, outcomes)
-        now = datetime.now(UTC).replace(tzinfo=None)
-        user = self.principal.user_id
-        if not careful:
-            repo.apply_updates(conn, table, [u for _, u in updates], user, self.request_id, now)
-            return outcomes
-        for index, update in updates:
-            try:
-                with conn.begin_nested():
-                    repo.apply_updates(conn, table, [update], user, self.request_id, now)
-            except IntegrityError:
-                taken = self._taken(conn, update)
-                if taken is None:
-                    raise
-                outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
-        return outcomes
-
-    def _match(
-        self, checked: list[_Checked], rows: Mapping[Any, Any]
-    ) -> tuple[list[_Outcome], list[tuple[_Checked, Any]]]:
-        """Each lead's outcome as far as finding it decides, given the leads found (``rows``, by
-        key value); and the leads to write, each with what ``rows`` holds for it."""
-        outcomes: list[_Outcome] = []
-        found: list[tuple[_Checked, Any]] = []
+    def plan(self, checked: list[_Checked]) -> tuple[Answer, BulkWrite]:
+        """The answer but for what the database says, and the write that asks it. A lead named
+        again later in the call is answered as a duplicate of the first mention."""
+        items: list[Item] = []
+        leads: list[LeadWrite] = []
+        columns: dict[Field, int] = {}
         first_index: dict[Any, int] = {}
+        integer_key = self.key_field.column == "auto_id"
         for c in checked:
             earlier = first_index.setdefault(c.key, c.index) if c.key is not None else c.index
             if earlier != c.index:
-                outcomes.append(
-                    _Outcome(
-                        False,
-                        ReasonCode.DUPLICATE_LEAD_IN_REQUEST,
-                        f"The same lead is already at LeadPropertiesList[{earlier}]",
-                    )
-                )
+                reason = f"The same lead is already at LeadPropertiesList[{earlier}]"
+                items.append(Item(c.index, c.identifier_value, (ReasonCode.DUPLICATE_LEAD_IN_REQUEST, reason)))
             elif c.failure is not None:
-                outcomes.append(
-                    _NOT_FOUND if c.failure[0] == ReasonCode.LEAD_NOT_FOUND else _Outcome(False, *c.failure)
-                )
-            elif (row := rows.get(c.key)) is None:
-                outcomes.append(_NOT_FOUND)
+                failure = c.failure
+                if failure[0] == ReasonCode.LEAD_NOT_FOUND:
+                    failure = (ReasonCode.LEAD_NOT_FOUND, NOT_FOUND_REASON)
+                items.append(Item(c.index, c.identifier_value, failure))
             else:
-                outcomes.append(_SUCCESS)
-                found.append((c, row))
-        return outcomes, found
-
-    def _everyday(self, checked: list[_Checked]) -> tuple[tuple[Field, ...], list[tuple[Any, list[Any]]]] | None:
-        """The fields and the leads (key value, new values) of an everyday call, which needs no
-        check against the database between reading and writing: leads that all write the same
-        text fields, none of them unique nor OwnerId (see ``_claim``), found by a text key. It is
-        written as one statement on PostgreSQL, by the writer process on SQLite (see
-        ``_write_everyday``). None for any other call, or where neither applies."""
-        if (self.db.is_sqlite and self.db.writer is None) or self.key_field.data_type == DataType.NUMBER:
-            return None
-        owner = self.registry.get("OwnerId")
-        fields: tuple[Field, ...] | None = None
-        leads: list[tuple[Any, list[Any]]] = []
-        first: set[Any] = set()
-        for c in checked:
-            if c.key is None or c.key in first:
-                continue  # a later mention of a lead is answered as a duplicate (``_match``)
-            first.add(c.key)
-            if c.failure is not None:
-                continue
-            if fields is None:
-                fields = tuple(c.values)
-                if not fields or any(f.is_unique or f is owner or f.data_type == DataType.NUMBER for f in fields):
-                    return None
-            elif tuple(c.values) != fields:
-                return None
-            leads.append((c.key, list(c.values.values())))
-        return None if fields is None else (fields, leads)
-
-    async def _write_everyday(self, fields: tuple[Field, ...], leads: list[tuple[Any, list[Any]]]) -> dict[Any, int]:
-        """Write an everyday call in a transaction of its own; the leads found, their ids by key
-        value. PostgreSQL: one autocommitted statement (``repository.update_in_one_statement``).
-        SQLite: a job for the writer process, which writes while this process parses the next
-        calls (``leadstore.sqlite_writer``)."""
-        owners = self.principal.lead_owners
-        if owners is not None and not owners:
-            return {}  # this user may touch no lead
-        now = datetime.now(UTC).replace(tzinfo=None)
-        call = repo.EverydayWrite(
-            self.registry.table, self.key_field, fields, leads, owners, self.principal.user_id, self.request_id, now
-        )
-        if self.db.writer is not None:
-            return await self.db.writer.submit(repo.keyed_write(self.db.engine.dialect, call))
-        return await self.db.autocommit_async(lambda conn: repo.update_in_one_statement(conn, call))
-
-    def _claim(
-        self,
-        conn: Connection,
-        candidates: list[tuple[int, Mapping[str, Any], dict[Field, Any]]],
-        outcomes: list[_Outcome],
-    ) -> list[tuple[int, repo.LeadUpdate]]:
-        """Fail the leads that would take a unique value another lead has, or name an unknown
-        owner; the rest become updates (none for a lead whose values did not change)."""
-        changes = [c for _, _, c in candidates]
-        claims = UniqueClaims(conn, self.registry, changes)
-        bad_owners = unknown_owners(conn, self.registry, changes)
-        owner = self.registry.get("OwnerId")
-        updates = []
-        for index, row, new in candidates:
-            if owner in new and new[owner] in bad_owners:
-                outcomes[index] = _Outcome(False, ReasonCode.INVALID_VALUE, f"OwnerId {new[owner]} is not a user")
-            elif (taken := claims.conflict(row["auto_id"], new)) is not None:
-                outcomes[index] = _Outcome(False, ReasonCode.DUPLICATE_VALUE, duplicate_message(taken))
-            elif new:
-                claims.claim(row["auto_id"], new, row)
-                updates.append((index, repo.LeadUpdate(row["auto_id"], row, new)))
-        return updates
-
-    def _taken(self, conn: Connection, update: repo.LeadUpdate) -> Field | None:
-        """Which unique value of ``update`` a concurrent call took first; None when none was
-        (then the write failed for another reason, which is not the caller's to hear about)."""
-        table = self.registry.table
-        for field_, value in update.new.items():
-            if field_.is_unique and value is not None:
-                column = self.registry.column(field_)
-                holder = conn.execute(
-                    select(table.c.auto_id).where(column == value, table.c.auto_id != update.lead_id)
-                ).first()
-                if holder is not None:
-                    return field_
-        return None
-
-    def _answer(self, checked: list[_Checked], outcomes: list[_Outcome]) -> dict[str, Any]:
-        push = self.request.push_unprocessed
-        lists: dict[str, list[dict[str, Any]]] = {
-            "SuccessfulLeads": [],
-            "FailedLeads": [],
-            "UnProcessedLeads": [],
-        }
-        for c, outcome in zip(checked, outcomes, strict=True):
-            item: dict[str, Any] = {
-                "Identifier": self.key_field.schema_name,
-                "IdentifierValue": c.identifier_value,
-            }
-            if outcome.successful:
-                lists["SuccessfulLeads"].append({**item, "Index": c.index})
-                continue
-            item.update(Reason=outcome.reason, Index=c.index, ReasonCode=outcome.code)
-            unprocessed = push and outcome.code == ReasonCode.LEAD_NOT_FOUND
-            lists["UnProcessedLeads" if unprocessed else "FailedLeads"].append(item)
-        status: dict[str, Any] = {
-            "TotalCount": len(checked),
-            "SuccessCount": len(lists["SuccessfulLeads"]),
-            "FailureCount": len(lists["FailedLeads"]),
-        }
-        if push:
-            status["UnProcessedCount"] = len(lists["UnProcessedLeads"])
-        status["Message"] = "Processed" if lists["SuccessfulLeads"] else "Error"
-        return {"Status": status, "Details": {name: items for name, items in lists.items() if items}}
+                items.append(Item(c.index, c.identifier_value))
+                values = {columns.setdefault(f, len(columns)): v for f, v in c.values.items()}
+                leads.append(LeadWrite(c.index, int(c.key) if integer_key else c.key, values))
+        answer = Answer(self.key_field.schema_name, items, self.request.push_unprocessed)
+        write = write_of(self.registry, self.principal, self.key_field, list(columns), leads, self.request_id)
+        write.dry_run = self.request.dry_run
+        return answer, write
 
 
-def _is_retryable(exc: IntegrityError | OperationalError) -> bool:
-    if isinstance(exc, IntegrityError | WriterGone):
-        return True
-    # Deadlocks and serialisation failures (PostgreSQL SQLSTATE 40xxx), SQLite's busy database.
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    return sqlstate.startswith("40") or getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+def write_of(
+    registry: FieldRegistry,
+    principal: Principal,
+    key: Field,
+    fields: list[Field],
+    leads: list[LeadWrite],
+    request_id: str,
+) -> BulkWrite:
+    """The write of ``leads`` (values by position in ``fields``), found by ``key``, by ``principal``."""
+    owners = principal.lead_owners
+    return BulkWrite(
+        table=registry.table.name,
+        key=_column(registry, key),
+        columns=[_column(registry, f) for f in fields],
+        leads=leads,
+        owners=None if owners is None else sorted(owners),
+        user_id=principal.user_id,
+        request_id=request_id,
+        now=datetime.now(UTC).replace(tzinfo=None),
+    )
+
+
+def _column(registry: FieldRegistry, field_: Field) -> Column:
+    kind = "integer" if field_.column == "auto_id" else "number" if field_.data_type == DataType.NUMBER else "text"
+    owner = field_ is registry.get("OwnerId")
+    return Column(field_.column, field_.schema_name, field_.display_name, kind, field_.is_unique, owner)

@@ -4,56 +4,15 @@ A lead's fields are checked whole before anything is written, so a lead with one
 leaves no trace, and each failure says which field broke which rule.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from sqlalchemy import Connection, select
 
 from leadstore.auth.principal import Principal
 from leadstore.errors import InvalidRequest, cut
 from leadstore.fields.model import Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, PhoneRules, normalize
-from leadstore.models import User
-
-
-class ReasonCode(StrEnum):
-    """Why a lead was not updated; stable, documented in the API docs."""
-
-    LEAD_NOT_FOUND = "LEAD_NOT_FOUND"  # also: not permitted, or a phone key without country code
-    FIELDS_EMPTY = "FIELDS_EMPTY"
-    SEARCH_KEY_MISSING = "SEARCH_KEY_MISSING"
-    DUPLICATE_LEAD_IN_REQUEST = "DUPLICATE_LEAD_IN_REQUEST"
-    DUPLICATE_ATTRIBUTE = "DUPLICATE_ATTRIBUTE"
-    UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
-    FIELD_READ_ONLY = "FIELD_READ_ONLY"
-    OWNER_NOT_PERMITTED = "OWNER_NOT_PERMITTED"
-    INVALID_VALUE = "INVALID_VALUE"
-    TOO_LONG = "TOO_LONG"
-    MANDATORY_MISSING = "MANDATORY_MISSING"
-    DUPLICATE_VALUE = "DUPLICATE_VALUE"
-
-
-REASON_CODE_MEANINGS: dict[ReasonCode, str] = {
-    ReasonCode.LEAD_NOT_FOUND: "no lead has the key's value, the caller may not update that lead, or the value cannot "
-    "match any lead (e.g. a phone without a country code the account requires); UnProcessedLeads with "
-    "PushNonExistentLeadsToUnProcessedList, else FailedLeads",
-    ReasonCode.FIELDS_EMPTY: "the lead's Fields is empty or missing",
-    ReasonCode.SEARCH_KEY_MISSING: "Fields has no value for the search key (SearchByKey, else ProspectId)",
-    ReasonCode.DUPLICATE_LEAD_IN_REQUEST: "the same lead is earlier in this request; the Reason names its index",
-    ReasonCode.DUPLICATE_ATTRIBUTE: "an attribute is given twice in one lead's Fields",
-    ReasonCode.UNKNOWN_ATTRIBUTE: "an attribute is no lead field the caller can see",
-    ReasonCode.FIELD_READ_ONLY: "an attribute is set by the server, or read-only for the caller",
-    ReasonCode.OWNER_NOT_PERMITTED: "OwnerId names a user whose leads the caller may not update",
-    ReasonCode.INVALID_VALUE: "a value is not valid for its field's type or options, or OwnerId names no user",
-    ReasonCode.TOO_LONG: "a value is longer than its field's maximum length",
-    ReasonCode.MANDATORY_MISSING: "a mandatory field would be emptied",
-    ReasonCode.DUPLICATE_VALUE: "a unique value is held by another lead, or taken by an earlier lead of this request",
-}
-assert set(REASON_CODE_MEANINGS) == set(ReasonCode)
-
-NOT_FOUND_REASON = "Lead does not exist in the system or You do not have permission to update the lead"
+from leadstore.leads.outcomes import ReasonCode, duplicate_message
 
 
 class FieldRejected(Exception):
@@ -183,72 +142,10 @@ def check_complete(registry: FieldRegistry, principal: Principal, values: Mappin
         )
 
 
-def duplicate_message(field_: Field) -> str:
-    return f"A Lead with same {field_.display_name} already exists."
+def duplicate(field_: Field) -> str:
+    return duplicate_message(field_.display_name)
 
 
 def changed(row: Mapping[str, Any], values: Mapping[Field, Any]) -> dict[Field, Any]:
     """The values that differ from what the lead holds now."""
     return {f: v for f, v in values.items() if row[f.column] != v}
-
-
-class UniqueClaims:
-    """Which lead holds, or is about to take, each unique value, for the leads of one call.
-
-    One query per unique field named in the call (not per lead) reads the current holders; the
-    leads of the call then claim values in request order, so the later of two leads asking for
-    the same value fails as a duplicate, as would two calls made one after the other.
-    """
-
-    def __init__(self, conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]) -> None:
-        by_field: dict[Field, set[Any]] = {}
-        for values in wanted:
-            for field_, value in values.items():
-                if field_.is_unique and value is not None:
-                    by_field.setdefault(field_, set()).add(value)
-        self._holders: dict[tuple[Field, Any], int] = {}
-        # Most calls change no unique field: then there is nothing to hold or claim.
-        self._watching = bool(by_field)
-        for field_, field_values in by_field.items():
-            column = registry.column(field_)
-            rows = conn.execute(
-                select(registry.table.c.auto_id, column).where(column.in_(sorted(field_values, key=str)))
-            )
-            for auto_id, value in rows:
-                self._holders[(field_, value)] = auto_id
-
-    def conflict(self, lead_id: int | None, values: Mapping[Field, Any]) -> Field | None:
-        """The first unique field whose new value another lead holds or has claimed."""
-        if not self._watching:
-            return None
-        for field_, value in values.items():
-            if field_.is_unique and value is not None:
-                holder = self._holders.get((field_, value))
-                if holder is not None and holder != lead_id:
-                    return field_
-        return None
-
-    def claim(self, lead_id: int, values: Mapping[Field, Any], row: Mapping[str, Any]) -> None:
-        """``lead_id`` takes its new unique values and gives up the ones its ``row`` held, which a
-        later lead of the call may then take."""
-        if not self._watching:
-            return
-        for field_, value in values.items():
-            if not field_.is_unique:
-                continue
-            if self._holders.get((field_, row[field_.column])) == lead_id:
-                del self._holders[(field_, row[field_.column])]
-            if value is not None:
-                self._holders[(field_, value)] = lead_id
-
-
-def unknown_owners(conn: Connection, registry: FieldRegistry, wanted: Iterable[Mapping[Field, Any]]) -> set[str]:
-    """OwnerId values in ``wanted`` that name no user (one query for the whole call)."""
-    owner = registry.get("OwnerId")
-    if owner is None:
-        return set()
-    ids = {values[owner] for values in wanted if owner in values and values[owner] is not None}
-    if not ids:
-        return set()
-    known = set(conn.execute(select(User.id).where(User.id.in_(sorted(ids)))).scalars())
-    return ids - known

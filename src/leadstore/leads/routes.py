@@ -11,8 +11,10 @@ from starlette.responses import Response
 from leadstore.auth.dependencies import CurrentPrincipal, current_principal, query_param
 from leadstore.errors import InvalidRequest
 from leadstore.leads import bulk, search, service
-from leadstore.leads.changes import REASON_CODE_MEANINGS, parse_pairs
-from leadstore.leads.idempotency import IdempotencyGuard, KeyTakenMeanwhile
+from leadstore.leads.changes import parse_pairs
+from leadstore.leads.idempotency import IdempotencyGuard
+from leadstore.leads.outcomes import REASON_CODE_MEANINGS
+from leadstore.leads.plan import KeyTaken
 from leadstore.leads.schemas import AttributeValue, BulkUpdateRequest, LeadsGetRequest
 from leadstore.state import app_state
 
@@ -72,21 +74,20 @@ async def bulk_update(request: Request) -> Response:
     # A dry run writes nothing, so it leaves the key alone: it neither replays an answer nor takes
     # the key from the real call it previews (whose body differs only in DryRun).
     if not key or parsed.dry_run:
-        answer = await work.run_async()
+        answer = await work.run()
         if not parsed.dry_run:
             metrics.bulk_answer(answer)
         return json_response(answer)
+    # The call is written straight away: its write finds the key taken, and writes nothing, when
+    # an earlier call with that key committed (a retry; rare), which saves every other call a
+    # lookup first.
     guard = IdempotencyGuard(state.db, principal.user_id, key, raw)
-    stored = await run_in_threadpool(guard.stored_answer)
-    if stored is None:
-        try:
-            answer = await work.run_async(on_answer=lambda conn, answer: guard.store(conn, orjson.dumps(answer)))
-        except KeyTakenMeanwhile as taken:  # a concurrent call with the same key committed first
-            stored = taken.answer
-        else:
-            metrics.bulk_answer(answer)  # a replayed answer is not counted again
-            return json_response(answer)
-    return Response(stored, media_type="application/json")
+    try:
+        answer = await work.run(guard.record())
+    except KeyTaken:
+        return Response(await run_in_threadpool(guard.answer_of_winner), media_type="application/json")
+    metrics.bulk_answer(answer)  # a replayed answer is not counted again
+    return json_response(answer)
 
 
 async def _pairs(request: Request) -> list[tuple[str, Any]]:
@@ -108,9 +109,7 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
     """Update the lead `leadId` with Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
     lead_id = query_param(request, "leadId")
-    rows = await run_in_threadpool(
-        service.update, state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id
-    )
+    rows = await service.update(state.catalog.snapshot(), principal, lead_id, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"AffectedRows": rows}})
 
 
@@ -121,9 +120,7 @@ async def update_lead(request: Request, principal: CurrentPrincipal) -> Response
 async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Update the lead found by the `SearchBy` attribute (default EmailAddress, then Phone), or create it."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await run_in_threadpool(
-        service.create_or_update, state.catalog.snapshot(), principal, pairs, request.state.request_id
-    )
+    lead_id = await service.create_or_update(state.catalog.snapshot(), principal, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
 
 

@@ -225,6 +225,13 @@ def change_history(
     ]
 
 
+def find_one(catalog: CatalogSnapshot, principal: Principal, field_: Field, value: Any) -> str | None:
+    """The ProspectId of the lead in reach whose unique ``field_`` holds ``value``."""
+    with catalog.db.read() as conn:
+        rows = repo.find(conn, catalog.fields.table, field_.column, [value], principal, columns=["prospect_id"])
+    return str(rows[0]["prospect_id"]) if rows else None
+
+
 def lead_key(catalog: CatalogSnapshot, prospect_id: str | None) -> str | None:
     """A ProspectId as sent (``leadId``, ``id``) in its stored form; None when no lead can have it."""
     field_ = catalog.fields.get("ProspectId")

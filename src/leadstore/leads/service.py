@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -26,19 +27,11 @@ from leadstore.errors import (
     shown,
 )
 from leadstore.fields.model import Field
+from leadstore.leads import bulk, search
 from leadstore.leads import repository as repo
-from leadstore.leads import search
-from leadstore.leads.changes import (
-    FieldRejected,
-    Pairs,
-    ReasonCode,
-    UniqueClaims,
-    changed,
-    check_complete,
-    duplicate_message,
-    parse_fields,
-    unknown_owners,
-)
+from leadstore.leads.changes import FieldRejected, Pairs, check_complete, duplicate, parse_fields
+from leadstore.leads.outcomes import ReasonCode
+from leadstore.leads.plan import LeadWrite
 
 _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
     ReasonCode.UNKNOWN_ATTRIBUTE: UnknownAttribute,
@@ -60,13 +53,12 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _check_references(
-    conn: Connection, catalog: CatalogSnapshot, lead_id: int | None, values: Mapping[Field, Any]
-) -> None:
-    taken = UniqueClaims(conn, catalog.fields, [values]).conflict(lead_id, values)
-    if taken is not None:
-        raise DuplicateEntry(duplicate_message(taken))
-    if unknown_owners(conn, catalog.fields, [values]):
+def _check_references(conn: Connection, catalog: CatalogSnapshot, values: Mapping[Field, Any]) -> None:
+    for field_, value in values.items():
+        if field_.is_unique and value is not None and repo.holders(conn, catalog.fields, field_, [value]):
+            raise DuplicateEntry(duplicate(field_))
+    owner = catalog.fields.get("OwnerId")
+    if owner is not None and values.get(owner) is not None and not repo.known_users(conn, [values[owner]]):
         raise InvalidFieldValue("OwnerId must be the id of a user")
 
 
@@ -90,7 +82,7 @@ def _insert(
     if owner is not None and not principal.may_own(values[owner]):
         # Lead access "none": the caller could neither see nor change the lead it made.
         raise NotPermitted("You do not have permission to create leads (your lead access: none)")
-    _check_references(conn, catalog, None, values)
+    _check_references(conn, catalog, values)
     now, prospect_id = _now(), str(uuid.uuid4())
     stamp = now.replace(microsecond=0)  # CreatedOn/ModifiedOn read back to the second
     row = {f.column: v for f, v in values.items()}
@@ -106,7 +98,7 @@ def _insert(
     return prospect_id
 
 
-def update(
+async def update(
     catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None, pairs: Pairs, request_id: str
 ) -> int:
     """Update the lead ``prospect_id``; returns the number of leads affected (1)."""
@@ -114,46 +106,55 @@ def update(
         raise MandatoryAttributeMissing("leadId is missing: pass the lead's ProspectId as ?leadId=")
     values = _values(catalog, principal, pairs)
     key = search.lead_key(catalog, prospect_id)
-    if key is None:
+    id_field = catalog.fields.get("ProspectId")
+    assert id_field is not None  # a system field
+    if key is None or not await _update(catalog, principal, id_field, key, values, request_id):
         raise LeadNotFound("Lead does not exist in the system")
-    with _races_as_duplicates(values), catalog.db.write() as conn:
-        rows = repo.find(conn, catalog.fields.table, "prospect_id", [key], principal, lock=True)
-        if not rows:
-            raise LeadNotFound("Lead does not exist in the system")
-        _update(conn, catalog, principal, rows[0], values, request_id)
     return 1
 
 
-def _update(
-    conn: Connection,
+async def _update(
     catalog: CatalogSnapshot,
     principal: Principal,
-    row: Mapping[str, Any],
+    key: Field,
+    key_value: Any,
     values: Mapping[Field, Any],
     request_id: str,
-) -> None:
-    new = changed(row, values)
-    if not new:
-        return
-    _check_references(conn, catalog, row["auto_id"], new)
-    update = repo.LeadUpdate(row["auto_id"], row, new)
-    repo.apply_updates(conn, catalog.fields.table, [update], principal.user_id, request_id, _now())
+) -> bool:
+    """Write ``values`` to the lead whose ``key`` holds ``key_value``, as a bulk call of one lead
+    would; whether the caller may update such a lead."""
+    fields = [f for f in values if f is not key]
+    lead = LeadWrite(0, key_value, {i: values[f] for i, f in enumerate(fields)})
+    write = bulk.write_of(catalog.fields, principal, key, fields, [lead], request_id)
+    result = (await catalog.db.write_bulk(write)).get(0)
+    if result is None or not result.found:
+        return False
+    if result.failure is not None:
+        code, reason = result.failure
+        raise (DuplicateEntry if code == ReasonCode.DUPLICATE_VALUE else InvalidFieldValue)(reason)
+    return True
 
 
-def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
+async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Update the lead found by ``SearchBy`` (default: EmailAddress, then Phone), or create it."""
     search_by = [value for attribute, value in pairs if attribute.lower() == "searchby"]
     pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
     values = _values(catalog, principal, pairs)
     key = _search_key(catalog, principal, search_by[0] if search_by else None, values)
+    if (
+        key is not None
+        and values.get(key) is not None
+        and await _update(catalog, principal, key, values[key], values, request_id)
+    ):
+        found = await anyio.to_thread.run_sync(search.find_one, catalog, principal, key, values[key])
+        if found is not None:
+            return found
+    return await anyio.to_thread.run_sync(_create_found_by, catalog, principal, values, request_id)
+
+
+def _create_found_by(catalog: CatalogSnapshot, principal: Principal, values: dict[Field, Any], request_id: str) -> str:
     with _races_as_duplicates(values), catalog.db.write() as conn:
-        rows = []
-        if key is not None and values.get(key) is not None:
-            rows = repo.find(conn, catalog.fields.table, key.column, [values[key]], principal, lock=True)
-        if not rows:
-            return _insert(conn, catalog, principal, values, request_id)
-        _update(conn, catalog, principal, rows[0], values, request_id)
-        return str(rows[0]["prospect_id"])
+        return _insert(conn, catalog, principal, values, request_id)
 
 
 def _search_key(
@@ -179,5 +180,5 @@ def _races_as_duplicates(values: Mapping[Field, Any]) -> Iterator[None]:
         yield
     except IntegrityError as exc:
         unique = [f for f, v in values.items() if f.is_unique and v is not None]
-        message = duplicate_message(unique[0]) if unique else "A Lead with the same unique value already exists."
+        message = duplicate(unique[0]) if unique else "A Lead with the same unique value already exists."
         raise DuplicateEntry(message) from exc

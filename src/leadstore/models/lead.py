@@ -40,9 +40,6 @@ class Lead(Base):
     # The newest entry of the lead's change history (see ``LeadChange``); not a field.
     last_change_id: Mapped[int | None] = mapped_column(CHANGE_ID)
 
-    __table_args__ = (
-        Index("ix_leads_owner_id", "owner_id"),
-        Index("ix_leads_first_name", "first_name"),
-        Index("ix_leads_last_name", "last_name"),
-        Index("ix_leads_company", "company"),
-    )
+    # Every index costs every write that changes its column: only lookups that need one have
+    # one (unique fields by their unique index; the caller's scope by owner).
+    __table_args__ = (Index("ix_leads_owner_id", "owner_id"),)

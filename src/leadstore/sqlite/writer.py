@@ -1,18 +1,15 @@
-"""SQLite: the everyday bulk write in a process of its own, beside the server's.
+"""SQLite: the server's side of its writer process, which runs the bulk writes.
 
 In one Python process only one thread runs Python at a time (the GIL). The server parses and
-checks calls on its event loop, and on SQLite it also ran their statements there: at peak that
-one core was the limit, SQLite's own work ~40 % of it, while the second core idled. A writer
-*thread* cannot take that work: it needs the GIL back after every SQLite step, and waits for
-it behind the busy event loop (measured: slower, not faster). A child process can: it writes
-while the server parses the next calls.
+checks calls on its event loop; a writer *thread* would need the GIL back after every SQLite
+step and wait for it behind the busy loop. A child process writes while the server parses the
+next calls, on the second core (bench/README.md has the figures).
 
-``WriterProcess`` starts the child (``leadstore.keyed_write``) with the server, sends it each
-everyday call (leads that all write the same text fields, see ``BulkUpdate._everyday``) as a
-``KeyedWrite``, and hands each caller its answer, which the child gives only once the call's
-transaction has committed. If the child dies, the calls it had not answered fail with
-``WriterGone``, which the bulk update retries the general way, and the next call starts a new
-child.
+``WriterProcess`` starts the child (``leadstore.sqlite.writer_main``) with the server, sends it
+each write, and hands each caller its results, which the child gives only once the write's
+transaction has committed. If the child dies, the writes it had not answered fail with
+``WriterGone`` (nothing of them was committed, or they were answered) and the next write starts
+a new child.
 """
 
 import asyncio
@@ -25,28 +22,25 @@ import subprocess
 import sys
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from leadstore.keyed_write import HEADER, KeyedWrite, frame
-from leadstore.write_health import WriteHealth
+from leadstore.leads.outcomes import LeadResult
+from leadstore.leads.plan import BulkWrite, KeyTaken
+from leadstore.sqlite.writer_main import HEADER, frame
 
-log = logging.getLogger("leadstore.sqlite_writer")
+log = logging.getLogger("leadstore.sqlite.writer")
 
 
 class WriterGone(OperationalError):
-    """The writer process stopped before answering a call."""
+    """The writer process stopped before answering a write."""
 
     def __init__(self, detail: str) -> None:
         super().__init__("(writer process)", None, Exception(detail))
 
 
 class WriterProcess:
-    """The server's side: starts the child, sends it calls, hands out its answers."""
-
-    def __init__(self, path: str, synchronous: str, health: WriteHealth | None = None) -> None:
-        """``health``: the database's (``Database.health``); calls are refused while its file is gone."""
-        self._health = health if health is not None else WriteHealth(None, is_sqlite=True)
-        self._args = [sys.executable, "-m", "leadstore.keyed_write", path, synchronous]
+    def __init__(self, path: str, synchronous: str) -> None:
+        self._args = [sys.executable, "-m", "leadstore.sqlite.writer_main", path, synchronous]
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._stream: asyncio.StreamWriter | None = None
@@ -60,24 +54,18 @@ class WriterProcess:
         """The child's process id, once started."""
         return None if self._process is None else self._process.pid
 
-    async def submit(self, write: KeyedWrite) -> dict[Any, int]:
-        """The leads ``write`` found (their ids by key value), once its transaction committed."""
-        self._health.refuse_if_gone()
+    async def submit(self, write: BulkWrite) -> dict[int, LeadResult]:
+        """``write``'s results, once its transaction committed."""
         stream = self._stream if self._stream is not None else await self.start()
         job_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[job_id] = future
         stream.write(frame((job_id, write)))
-        try:
-            result: dict[Any, int] = await future
-        except DBAPIError as exc:
-            self._health.failed(exc)
-            raise
-        self._health.succeeded()
-        return result
+        results: dict[int, LeadResult] = await future
+        return results
 
     async def start(self) -> asyncio.StreamWriter:
-        """Start the child, unless it runs; calls sent before it is ready wait in the socket."""
+        """Start the child, unless it runs; writes sent before it is ready wait in the socket."""
         async with self._starting:
             if self._stream is None:
                 self._reap()
@@ -114,7 +102,7 @@ class WriterProcess:
             self._socket = None
         stream.close()
         if self._pending:
-            log.warning("%s with %d calls unanswered; they go the general way", why, len(self._pending))
+            log.warning("%s with %d writes unanswered; they are sent again", why, len(self._pending))
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -146,7 +134,10 @@ class WriterProcess:
         self._process = None
 
 
-def error_of(exc: sqlite3.Error) -> StatementError:
-    """A driver error as SQLAlchemy would raise it (``IntegrityError``, ``OperationalError``...),
-    which the bulk update knows how to retry."""
-    return DBAPIError.instance("(writer process)", None, exc, sqlite3.Error)
+def error_of(exc: BaseException) -> BaseException:
+    """The child's error as the server raises it: a driver error as SQLAlchemy would
+    (``IntegrityError``, ``OperationalError``...), a key taken as it is."""
+    if isinstance(exc, sqlite3.Error):
+        return DBAPIError.instance("(writer process)", None, exc, sqlite3.Error)
+    assert isinstance(exc, KeyTaken)
+    return exc

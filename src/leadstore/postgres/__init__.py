@@ -1,0 +1,1 @@
+"""PostgreSQL: the engine behind ``leadstore.db.Database`` for a PostgreSQL server."""
