@@ -12,7 +12,7 @@ from leadstore.errors import InvalidRequest, cut
 from leadstore.fields.model import Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, PhoneRules, normalize
-from leadstore.leads.outcomes import ReasonCode, duplicate_message
+from leadstore.leads.outcomes import ReasonCode
 
 
 class FieldRejected(Exception):
@@ -140,12 +140,3 @@ def check_complete(registry: FieldRegistry, principal: Principal, values: Mappin
             "A mandatory field hidden by your permission template has no value, so you cannot create leads; "
             "ask an administrator to show you the field or to make it optional",
         )
-
-
-def duplicate(field_: Field) -> str:
-    return duplicate_message(field_.display_name)
-
-
-def changed(row: Mapping[str, Any], values: Mapping[Field, Any]) -> dict[Field, Any]:
-    """The values that differ from what the lead holds now."""
-    return {f: v for f, v in values.items() if row[f.column] != v}

@@ -57,13 +57,14 @@ Failure = tuple[ReasonCode, str]
 
 @dataclass(slots=True)
 class LeadResult:
-    """What the database made of one lead it was asked to write: found or not, the fields the
-    write changed (schema names), or why it was refused there (a unique value taken, an owner
-    who is no user)."""
+    """What the database made of one lead it was asked to write: found (or created) or not, the
+    fields the write changed (schema names), or why it was refused there (a unique value taken,
+    an owner who is no user)."""
 
     found: bool
     changed: list[str] = field(default_factory=list)
     failure: Failure | None = None
+    created: bool = False
 
 
 NOT_FOUND = LeadResult(False)

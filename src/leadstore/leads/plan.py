@@ -32,12 +32,23 @@ class Column:
 
 
 @dataclass(slots=True)
+class NewLead:
+    """A lead to create when none is found by the key: its server-set columns (ProspectId,
+    CreatedOn ...) and its fields, by position in ``BulkWrite.columns``."""
+
+    columns: dict[str, Any]
+    values: dict[int, Any]
+
+
+@dataclass(slots=True)
 class LeadWrite:
-    """One lead to write: found by ``key``; ``values`` by position in ``BulkWrite.columns``."""
+    """One lead to write: found by ``key``; ``values`` by position in ``BulkWrite.columns``; with
+    ``create``, created when none is found."""
 
     index: int
     key: Any
     values: dict[int, Any]
+    create: NewLead | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +77,9 @@ class BulkWrite:
 
     @property
     def needs_checks(self) -> bool:
-        """Whether a value this write gives must be checked against other leads or users first."""
-        return any(c.unique or c.owner for c in self.columns)
+        """Whether a value this write gives must be checked against other leads or users first
+        (a lead it may create is checked too)."""
+        return any(c.unique or c.owner for c in self.columns) or any(lead.create for lead in self.leads)
 
     @property
     def modified_on(self) -> datetime:
@@ -98,6 +110,29 @@ class Update:
     old: dict[int, Any]
 
 
+def given(write: BulkWrite, position: int) -> list[Any]:
+    """The values ``write`` gives the column at ``position`` (for leads it updates or creates),
+    none of them null, each once."""
+    values = set()
+    for lead in write.leads:
+        for source in (lead.values, lead.create.values if lead.create is not None else {}):
+            if source.get(position) is not None:
+                values.add(source[position])
+    return sorted(values, key=str)
+
+
+def with_new_leads(write: BulkWrite, found: Mapping[Any, Found]) -> dict[Any, Found]:
+    """``found``, and the leads to create where none was found, each under a stand-in id (below
+    zero) until it is inserted, holding no values yet."""
+    blank = [None] * len(write.columns)
+    new = {
+        lead.key: Found(-1 - lead.index, None, blank)
+        for lead in write.leads
+        if lead.create is not None and lead.key not in found
+    }
+    return {**found, **new}
+
+
 def decide(
     write: BulkWrite,
     found: Mapping[Any, Found],
@@ -121,7 +156,9 @@ def decide(
         row = found.get(lead.key)
         if row is None:
             continue
-        new = {i: v for i, v in lead.values.items() if row.values[i] != v}
+        created = row.lead_id < 0 and lead.create is not None
+        values = lead.create.values if created and lead.create is not None else lead.values
+        new = {i: v for i, v in values.items() if row.values[i] != v}
         failure = None
         if owner is not None and new.get(owner) is not None and new[owner] not in known:
             failure = (ReasonCode.INVALID_VALUE, f"OwnerId {new[owner]} is not a user")
@@ -140,7 +177,7 @@ def decide(
                     del claims[(i, row.values[i])]
                 if new[i] is not None:
                     claims[(i, new[i])] = row.lead_id
-        results[lead.index] = LeadResult(True, [write.columns[i].field for i in new])
+        results[lead.index] = LeadResult(True, [write.columns[i].field for i in new], created=created)
         if new:
             updates.append(Update(lead.index, row.lead_id, row.head, new, {i: row.values[i] for i in new}))
     return results, updates

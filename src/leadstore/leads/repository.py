@@ -1,18 +1,18 @@
 """SQL for leads and their change history. Column names come only from the field registry."""
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, RowMapping, Table, delete, false, insert, literal, select, update
+from sqlalchemy import Connection, Dialect, RowMapping, Select, Table, delete, false, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadstore.auth.principal import Principal
 from leadstore.fields.model import Field
 from leadstore.fields.registry import FieldRegistry
-from leadstore.fields.validation import to_wire
-from leadstore.models import IdempotentResponse, Lead, LeadChange, User
+from leadstore.models import IdempotentResponse, LeadChange
 
 
 def scope_filter(table: Table, principal: Principal) -> ColumnElement[bool] | None:
@@ -64,21 +64,77 @@ def find(
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def insert_lead(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
-    result = conn.execute(insert(table).values(**values))
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+# Leads.Get's operators. LIKE is case-insensitive on both databases (SQLite's LIKE is,
+# PostgreSQL's is not); % and _ are the caller's wildcards, a backslash is literal on both
+# (PostgreSQL would read it as an escape).
+OPERATORS: dict[str, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+    "=": lambda c, v: c == v,
+    "<>": lambda c, v: c != v,
+    ">": lambda c, v: c > v,
+    "<": lambda c, v: c < v,
+    ">=": lambda c, v: c >= v,
+    "<=": lambda c, v: c <= v,
+    "LIKE": lambda c, v: c.ilike((v if "%" in v else f"%{v}%").replace("\\", "\\\\"), escape="\\"),
+}
 
 
-def holders(conn: Connection, registry: FieldRegistry, field_: Field, values: Iterable[Any]) -> dict[Any, int]:
-    """The leads holding any of ``values`` in the unique field ``field_``, by value."""
-    column = registry.column(field_)
-    rows = conn.execute(select(column, registry.table.c.auto_id).where(column.in_(sorted(set(values), key=str))))
-    return {value: lead_id for value, lead_id in rows}
+def _scoped(registry: FieldRegistry, principal: Principal) -> Select[Any]:
+    query = select(registry.table)
+    scope = scope_filter(registry.table, principal)
+    return query if scope is None else query.where(scope)
 
 
-def known_users(conn: Connection, ids: Iterable[str]) -> set[str]:
-    """Those of ``ids`` that are users."""
-    return set(conn.execute(select(User.id).where(User.id.in_(sorted(set(ids))))).scalars())
+def by_unique_values(
+    conn: Connection, registry: FieldRegistry, principal: Principal, wanted: Sequence[tuple[Field, Any]], limit: int
+) -> list[RowMapping]:
+    """The leads in reach whose unique field holds the value, for any of ``wanted``, by id.
+
+    One query per field: each is a lookup in that field's unique index, where ``a = ? OR b = ?``
+    beside a scope filter may lead SQLite to walk the owner index instead."""
+    found: dict[int, RowMapping] = {}
+    for field_, value in wanted:
+        query = _scoped(registry, principal).where(registry.column(field_) == value).limit(limit)
+        found.update((row["auto_id"], row) for row in conn.execute(query).mappings())
+    return [found[auto_id] for auto_id in sorted(found)][:limit]
+
+
+def by_prefix(
+    conn: Connection, registry: FieldRegistry, principal: Principal, prefixes: Sequence[tuple[Field, str]], limit: int
+) -> list[RowMapping]:
+    """The first ``limit`` leads in reach in which any of ``prefixes`` (field, text) starts its
+    field, in any letter case."""
+    conditions = []
+    for field_, prefix in prefixes:
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(registry.column(field_).ilike(pattern, escape="\\"))
+    query = _scoped(registry, principal).where(or_(*conditions)).order_by(registry.table.c.auto_id).limit(limit)
+    return list(conn.execute(query).mappings())
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    size: int
+    sort: Field | None = None
+    descending: bool = False
+
+
+def matching(
+    conn: Connection,
+    registry: FieldRegistry,
+    principal: Principal,
+    field_: Field,
+    operator: str,
+    value: Any,
+    page: Page,
+) -> list[RowMapping]:
+    """One page of the leads in reach whose ``field_`` compares with ``value`` by ``operator``."""
+    query = _scoped(registry, principal).where(OPERATORS[operator](registry.column(field_), value))
+    if page.sort is not None:
+        sort = registry.column(page.sort)
+        query = query.order_by(sort.desc() if page.descending else sort.asc())
+    query = query.order_by(registry.table.c.auto_id).offset(page.offset).limit(page.size)
+    return list(conn.execute(query).mappings())
 
 
 def idempotent_answer(conn: Connection, user_id: str, key: str, since: datetime) -> tuple[str, str] | None:
@@ -95,45 +151,6 @@ def idempotent_answer(conn: Connection, user_id: str, key: str, since: datetime)
 def delete_idempotent_answers(conn: Connection, before: datetime) -> int:
     result = conn.execute(delete(IdempotentResponse).where(IdempotentResponse.created_at < before))
     return int(result.rowcount or 0)
-
-
-def record_creation(
-    conn: Connection, lead_id: int, values: Mapping[Field, Any], user_id: str, request_id: str, now: datetime
-) -> None:
-    """The history of a new lead: one change per field given, chained, the last the newest."""
-    given = [(f.schema_name, to_wire(f, v)) for f, v in values.items() if v is not None]
-    if not given:
-        return
-    ids = _reserve_change_ids(conn, len(given))
-    rows = [
-        {
-            "id": change_id,
-            "previous_id": previous,
-            "lead_id": lead_id,
-            "request_id": request_id,
-            "field": field_name,
-            "old_value": None,
-            "new_value": value,
-            "changed_by": user_id,
-            "changed_at": now,
-        }
-        for change_id, previous, (field_name, value) in zip(ids, [None, *ids[:-1]], given, strict=True)
-    ]
-    conn.execute(insert(LeadChange), rows)
-    conn.execute(update(Lead).where(Lead.auto_id == lead_id).values(last_change_id=ids[-1]))
-
-
-def _reserve_change_ids(conn: Connection, count: int) -> list[int]:
-    """Ids for ``count`` new history rows, known before they are written so that the chain can
-    point at them. SQLite: past the largest id (the write lock keeps anyone else from taking
-    them); PostgreSQL: from the id's sequence."""
-    if conn.dialect.name == "postgresql":
-        reserved = conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('lead_changes', 'id')) FROM generate_series(1, %s)", (count,)
-        )
-        return [int(row[0]) for row in reserved.cursor.fetchall()]
-    largest = conn.exec_driver_sql("SELECT max(id) FROM lead_changes").scalar() or 0
-    return list(range(largest + 1, largest + 1 + count))
 
 
 def history(conn: Connection, newest_id: int | None, limit: int) -> list[RowMapping]:

@@ -98,9 +98,7 @@ async def _pairs(request: Request) -> list[tuple[str, Any]]:
 async def create_lead(request: Request, principal: CurrentPrincipal) -> Response:
     """Create a lead from Attribute/Value pairs."""
     state, pairs = app_state(request), await _pairs(request)
-    lead_id = await run_in_threadpool(
-        service.create, state.catalog.snapshot(), principal, pairs, request.state.request_id
-    )
+    lead_id = await service.create(state.catalog.snapshot(), principal, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"Id": lead_id}})
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Select, String, or_, select
+from sqlalchemy import DateTime, String
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
@@ -29,29 +29,10 @@ MAX_PAGE_SIZE = 1000
 MAX_PAGE_INDEX = 1_000_000_000
 QUICK_SEARCH_LIMIT = 100
 _QUICK_SEARCH_FIELDS = ("FirstName", "LastName", "EmailAddress", "Phone", "Mobile", "Company")
-_OPERATORS = {
-    "=": lambda c, v: c == v,
-    "<>": lambda c, v: c != v,
-    ">": lambda c, v: c > v,
-    "<": lambda c, v: c < v,
-    ">=": lambda c, v: c >= v,
-    "<=": lambda c, v: c <= v,
-    # Case-insensitive on both databases (SQLite's LIKE is, PostgreSQL's is not); % and _ are the
-    # caller's wildcards, a backslash is literal on both (PostgreSQL would read it as an escape).
-    "LIKE": lambda c, v: c.ilike((v if "%" in v else f"%{v}%").replace("\\", "\\\\"), escape="\\"),
-}
+OPERATORS = repo.OPERATORS
 
 
-def _scoped(catalog: CatalogSnapshot, principal: Principal) -> Select[Any]:
-    table = catalog.fields.table
-    query = select(table)
-    scope = repo.scope_filter(table, principal)
-    return query if scope is None else query.where(scope)
-
-
-def _run(catalog: CatalogSnapshot, principal: Principal, query: Select[Any]) -> list[Lead]:
-    with catalog.db.read() as conn:
-        rows = conn.execute(query).mappings().all()
+def _wire(catalog: CatalogSnapshot, principal: Principal, rows: Sequence[Any]) -> list[Lead]:
     return [lead_to_wire(catalog.fields, principal, row) for row in rows]
 
 
@@ -60,22 +41,20 @@ def _by_value(catalog: CatalogSnapshot, principal: Principal, names: Sequence[st
 
     One query per field: each is a lookup in that field's unique index, where ``a = ? OR b = ?``
     beside a scope filter may lead SQLite to walk the owner index instead."""
-    queries = []
+    wanted: list[tuple[Field, Any]] = []
     for name in names:
         field_ = catalog.fields.get(name)
         if field_ is None or not principal.can_read(field_) or not raw:
             continue
         try:
-            value = normalize(field_, raw, catalog.account.phone_rules)
+            wanted.append((field_, normalize(field_, raw, catalog.account.phone_rules)))
         except InvalidValue:
             continue  # no lead can hold a value that is not valid
-        queries.append(_scoped(catalog, principal).where(catalog.fields.column(field_) == value))
-    found: dict[int, Any] = {}
+    if not wanted:
+        return []
     with catalog.db.read() as conn:
-        for query in queries:
-            found.update((row["auto_id"], row) for row in conn.execute(query.limit(QUICK_SEARCH_LIMIT)).mappings())
-    rows = [found[auto_id] for auto_id in sorted(found)][:QUICK_SEARCH_LIMIT]
-    return [lead_to_wire(catalog.fields, principal, row) for row in rows]
+        rows = repo.by_unique_values(conn, catalog.fields, principal, wanted, QUICK_SEARCH_LIMIT)
+    return _wire(catalog, principal, rows)
 
 
 def get_by_id(catalog: CatalogSnapshot, principal: Principal, prospect_id: str | None) -> list[Lead]:
@@ -95,19 +74,18 @@ def quick_search(catalog: CatalogSnapshot, principal: Principal, key: str | None
     key = (key or "").strip()
     if not key or "\x00" in key:  # no stored text holds NUL (and PostgreSQL refuses it in a query)
         return []
-    conditions = []
+    prefixes: list[tuple[Field, str]] = []
     for name in _QUICK_SEARCH_FIELDS:
         field_ = catalog.fields.get(name)
         if field_ is not None and principal.can_read(field_):
             # Spelt as the field stores values (e.g. full-width digits as ASCII in a phone).
             fragment = normalize_fragment(field_, key)
             if fragment:
-                pattern = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-                conditions.append(catalog.fields.column(field_).ilike(pattern, escape="\\"))
-    if not conditions:  # every searched field is hidden from the caller: nothing can match
+                prefixes.append((field_, fragment))
+    if not prefixes:  # every searched field is hidden from the caller: nothing can match
         return []
-    query = _scoped(catalog, principal).where(or_(*conditions)).order_by(catalog.fields.table.c.auto_id)
-    return _run(catalog, principal, query.limit(QUICK_SEARCH_LIMIT))
+    with catalog.db.read() as conn:
+        return _wire(catalog, principal, repo.by_prefix(conn, catalog.fields, principal, prefixes, QUICK_SEARCH_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -133,8 +111,8 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
     """Leads.Get: one condition, optional sorting, paging from 1, selected columns."""
     field_ = _readable(catalog, principal, q.lookup_name, "LookupName")
     operator = q.operator.strip().upper()
-    if operator not in _OPERATORS:
-        raise InvalidRequest(f"SqlOperator {shown(q.operator)} is not supported; use one of: {', '.join(_OPERATORS)}")
+    if operator not in OPERATORS:
+        raise InvalidRequest(f"SqlOperator {shown(q.operator)} is not supported; use one of: {', '.join(OPERATORS)}")
     if not 1 <= q.page_size <= MAX_PAGE_SIZE or not 1 <= q.page_index <= MAX_PAGE_INDEX:
         raise InvalidRequest(
             f"Paging needs PageIndex from 1 to {MAX_PAGE_INDEX} and PageSize from 1 to {MAX_PAGE_SIZE}"
@@ -165,13 +143,10 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
     if isinstance(column.type, DateTime) and isinstance(value, str):
         # CreatedOn and ModifiedOn are real date-times in the database, not text.
         value = datetime.strptime(value, DATETIME_FORMAT)
-    query = _scoped(catalog, principal).where(_OPERATORS[operator](column, value))
-    table = catalog.fields.table
-    if q.sort_column:
-        sort = catalog.fields.column(_readable(catalog, principal, q.sort_column, "Sorting.ColumnName"))
-        query = query.order_by(sort.desc() if q.descending else sort.asc())
-    query = query.order_by(table.c.auto_id).offset((q.page_index - 1) * q.page_size).limit(q.page_size)
-    leads = _run(catalog, principal, query)
+    sort = _readable(catalog, principal, q.sort_column, "Sorting.ColumnName") if q.sort_column else None
+    page = repo.Page((q.page_index - 1) * q.page_size, q.page_size, sort, q.descending)
+    with catalog.db.read() as conn:
+        leads = _wire(catalog, principal, repo.matching(conn, catalog.fields, principal, field_, operator, value, page))
     if q.columns:
         wanted = {
             read_name(_readable(catalog, principal, n.strip(), "Columns")) for n in q.columns.split(",") if n.strip()

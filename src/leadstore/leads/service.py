@@ -5,14 +5,11 @@ Validation failures answer as LeadSquared does on these endpoints: HTTP 500 with
 """
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
@@ -28,10 +25,9 @@ from leadstore.errors import (
 )
 from leadstore.fields.model import Field
 from leadstore.leads import bulk, search
-from leadstore.leads import repository as repo
-from leadstore.leads.changes import FieldRejected, Pairs, check_complete, duplicate, parse_fields
-from leadstore.leads.outcomes import ReasonCode
-from leadstore.leads.plan import LeadWrite
+from leadstore.leads.changes import FieldRejected, Pairs, check_complete, parse_fields
+from leadstore.leads.outcomes import LeadResult, ReasonCode
+from leadstore.leads.plan import LeadWrite, NewLead
 
 _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
     ReasonCode.UNKNOWN_ATTRIBUTE: UnknownAttribute,
@@ -53,49 +49,12 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _check_references(conn: Connection, catalog: CatalogSnapshot, values: Mapping[Field, Any]) -> None:
-    for field_, value in values.items():
-        if field_.is_unique and value is not None and repo.holders(conn, catalog.fields, field_, [value]):
-            raise DuplicateEntry(duplicate(field_))
-    owner = catalog.fields.get("OwnerId")
-    if owner is not None and values.get(owner) is not None and not repo.known_users(conn, [values[owner]]):
-        raise InvalidFieldValue("OwnerId must be the id of a user")
-
-
-def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
+async def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Create a lead; returns its ProspectId."""
     values = _values(catalog, principal, pairs)
-    with _races_as_duplicates(values), catalog.db.write() as conn:
-        return _insert(conn, catalog, principal, values, request_id)
-
-
-def _insert(
-    conn: Connection, catalog: CatalogSnapshot, principal: Principal, values: dict[Field, Any], request_id: str
-) -> str:
-    try:
-        check_complete(catalog.fields, principal, values)
-    except FieldRejected as exc:
-        raise MandatoryAttributeMissing(exc.message) from None
-    owner = catalog.fields.get("OwnerId")
-    if owner is not None and values.get(owner) is None:
-        values[owner] = principal.user_id
-    if owner is not None and not principal.may_own(values[owner]):
-        # Lead access "none": the caller could neither see nor change the lead it made.
-        raise NotPermitted("You do not have permission to create leads (your lead access: none)")
-    _check_references(conn, catalog, values)
-    now, prospect_id = _now(), str(uuid.uuid4())
-    stamp = now.replace(microsecond=0)  # CreatedOn/ModifiedOn read back to the second
-    row = {f.column: v for f, v in values.items()}
-    row.update(
-        prospect_id=prospect_id,
-        created_on=stamp,
-        modified_on=stamp,
-        created_by=principal.user_id,
-        modified_by=principal.user_id,
-    )
-    lead_id = repo.insert_lead(conn, catalog.fields.table, row)
-    repo.record_creation(conn, lead_id, values, principal.user_id, request_id, now)
-    return prospect_id
+    id_field = catalog.fields.get("ProspectId")
+    assert id_field is not None  # a system field
+    return await _create_or_update(catalog, principal, id_field, str(uuid.uuid4()), values, request_id)
 
 
 async def update(
@@ -108,31 +67,9 @@ async def update(
     key = search.lead_key(catalog, prospect_id)
     id_field = catalog.fields.get("ProspectId")
     assert id_field is not None  # a system field
-    if key is None or not await _update(catalog, principal, id_field, key, values, request_id):
+    if key is None or await _write(catalog, principal, id_field, key, values, request_id) is None:
         raise LeadNotFound("Lead does not exist in the system")
     return 1
-
-
-async def _update(
-    catalog: CatalogSnapshot,
-    principal: Principal,
-    key: Field,
-    key_value: Any,
-    values: Mapping[Field, Any],
-    request_id: str,
-) -> bool:
-    """Write ``values`` to the lead whose ``key`` holds ``key_value``, as a bulk call of one lead
-    would; whether the caller may update such a lead."""
-    fields = [f for f in values if f is not key]
-    lead = LeadWrite(0, key_value, {i: values[f] for i, f in enumerate(fields)})
-    write = bulk.write_of(catalog.fields, principal, key, fields, [lead], request_id)
-    result = (await catalog.db.write_bulk(write)).get(0)
-    if result is None or not result.found:
-        return False
-    if result.failure is not None:
-        code, reason = result.failure
-        raise (DuplicateEntry if code == ReasonCode.DUPLICATE_VALUE else InvalidFieldValue)(reason)
-    return True
 
 
 async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
@@ -141,20 +78,81 @@ async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs
     pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
     values = _values(catalog, principal, pairs)
     key = _search_key(catalog, principal, search_by[0] if search_by else None, values)
-    if (
-        key is not None
-        and values.get(key) is not None
-        and await _update(catalog, principal, key, values[key], values, request_id)
-    ):
-        found = await anyio.to_thread.run_sync(search.find_one, catalog, principal, key, values[key])
-        if found is not None:
-            return found
-    return await anyio.to_thread.run_sync(_create_found_by, catalog, principal, values, request_id)
+    if key is None or values.get(key) is None:  # nothing to find the lead by: a new lead
+        key = catalog.fields.get("ProspectId")
+        assert key is not None  # a system field
+        return await _create_or_update(catalog, principal, key, str(uuid.uuid4()), values, request_id)
+    return await _create_or_update(catalog, principal, key, values[key], values, request_id)
 
 
-def _create_found_by(catalog: CatalogSnapshot, principal: Principal, values: dict[Field, Any], request_id: str) -> str:
-    with _races_as_duplicates(values), catalog.db.write() as conn:
-        return _insert(conn, catalog, principal, values, request_id)
+async def _create_or_update(
+    catalog: CatalogSnapshot,
+    principal: Principal,
+    key: Field,
+    key_value: Any,
+    values: dict[Field, Any],
+    request_id: str,
+) -> str:
+    """Update the lead whose ``key`` holds ``key_value``, or create one with ``values``, in one
+    transaction: two calls creating the same lead cannot both create it. Its ProspectId."""
+    new_values = dict(values)
+    refusal: LeadstoreError | None = None  # why the caller may not create this lead, if it may not
+    owner = catalog.fields.get("OwnerId")
+    if owner is not None and new_values.get(owner) is None:
+        new_values[owner] = principal.user_id
+    try:
+        check_complete(catalog.fields, principal, new_values)
+    except FieldRejected as exc:
+        refusal = MandatoryAttributeMissing(exc.message)
+    if owner is not None and not principal.may_own(new_values[owner]):
+        # Lead access "none": the caller could neither see nor change the lead it made.
+        refusal = NotPermitted("You do not have permission to create leads (your lead access: none)")
+    now, prospect_id = _now(), str(uuid.uuid4())
+    stamp = now.replace(microsecond=0)  # CreatedOn/ModifiedOn read back to the second
+    server_set = {
+        "prospect_id": prospect_id,
+        "created_on": stamp,
+        "modified_on": stamp,
+        "created_by": principal.user_id,
+        "modified_by": principal.user_id,
+    }
+    result = await _write(
+        catalog, principal, key, key_value, values, request_id, None if refusal else (server_set, new_values)
+    )
+    if result is None:
+        raise refusal or LeadNotFound("Lead does not exist in the system")
+    if result.created:
+        return prospect_id
+    found = await anyio.to_thread.run_sync(search.find_one, catalog, principal, key, key_value)
+    if found is None:  # changed hands since: answer as for a lead out of reach
+        raise LeadNotFound("Lead does not exist in the system")
+    return found
+
+
+async def _write(
+    catalog: CatalogSnapshot,
+    principal: Principal,
+    key: Field,
+    key_value: Any,
+    values: Mapping[Field, Any],
+    request_id: str,
+    create: tuple[dict[str, Any], Mapping[Field, Any]] | None = None,
+) -> LeadResult | None:
+    """Write ``values`` to the lead whose ``key`` holds ``key_value`` (or, with ``create``,
+    create it with those server-set columns and values if there is none), as a bulk call of one
+    lead would; None when no such lead is in the caller's reach."""
+    fields = list(dict.fromkeys([*values, *(create[1] if create else ())]))
+    position = {f: i for i, f in enumerate(fields)}
+    new = None if create is None else NewLead(create[0], {position[f]: v for f, v in create[1].items()})
+    lead = LeadWrite(0, key_value, {position[f]: v for f, v in values.items()}, new)
+    write = bulk.write_of(catalog.fields, principal, key, fields, [lead], request_id)
+    result = (await catalog.db.write_bulk(write)).get(0)
+    if result is None or not result.found:
+        return None
+    if result.failure is not None:
+        code, reason = result.failure
+        raise (DuplicateEntry if code == ReasonCode.DUPLICATE_VALUE else InvalidFieldValue)(reason)
+    return result
 
 
 def _search_key(
@@ -170,15 +168,3 @@ def _search_key(
         if field_ is not None and values.get(field_) is not None:
             return field_
     return None
-
-
-@contextmanager
-def _races_as_duplicates(values: Mapping[Field, Any]) -> Iterator[None]:
-    """A unique value taken by a concurrent call between our check and our write becomes the
-    same ``DuplicateEntry`` the check would have raised."""
-    try:
-        yield
-    except IntegrityError as exc:
-        unique = [f for f, v in values.items() if f.is_unique and v is not None]
-        message = duplicate(unique[0]) if unique else "A Lead with the same unique value already exists."
-        raise DuplicateEntry(message) from exc

@@ -11,12 +11,13 @@ Idempotency-Key stores its answer in that transaction; a dry run rolls it back.
 """
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection
 
 from leadstore.leads.outcomes import LeadResult
-from leadstore.leads.plan import BulkWrite, Column, Found, KeyTaken, LeadWrite, decide
+from leadstore.leads.plan import BulkWrite, Column, Found, KeyTaken, LeadWrite, decide, given, with_new_leads
 
 _ARRAY = {"text": "text[]", "number": "float8[]", "integer": "bigint[]"}
 
@@ -39,8 +40,11 @@ def write_bulk(conn: Connection, write: BulkWrite) -> dict[int, LeadResult]:
         return _statement(conn.execution_options(isolation_level="AUTOCOMMIT"), write, leads)
     with conn.begin() as transaction:
         results: dict[int, LeadResult] = {}
+        new: list[LeadWrite] = []
         if write.needs_checks and leads:
-            results, leads = _check(conn, write)
+            results, leads, new = _check(conn, write)
+        if new:
+            results.update(_create(conn, write, new))
         if leads:
             results.update(_statement(conn, write, leads))
         if write.idempotency is not None:
@@ -58,9 +62,9 @@ def _rows(conn: Connection, statement: str, params: Sequence[Any]) -> list[Any]:
     return rows
 
 
-def _check(conn: Connection, write: BulkWrite) -> tuple[dict[int, LeadResult], list[LeadWrite]]:
+def _check(conn: Connection, write: BulkWrite) -> tuple[dict[int, LeadResult], list[LeadWrite], list[LeadWrite]]:
     """Lock the leads, and fail those whose unique values other leads hold or whose OwnerId is
-    no user; the leads left to write."""
+    no user; the leads left to write, and those to create."""
     keys = sorted({lead.key for lead in write.leads}, key=str)
     names = ", ".join(quote(c.name) for c in write.columns)
     scope = " AND owner_id = ANY(%s)" if write.owners is not None else ""
@@ -71,10 +75,10 @@ def _check(conn: Connection, write: BulkWrite) -> tuple[dict[int, LeadResult], l
         f"WHERE {quote(write.key.name)} = ANY(%s){scope} ORDER BY auto_id FOR UPDATE",
         params,
     )
-    found = {row[0]: Found(row[1], row[2], row[3:]) for row in rows}
+    found = with_new_leads(write, {row[0]: Found(row[1], row[2], row[3:]) for row in rows})
     holders: dict[tuple[int, Any], int] = {}
     for i, column in enumerate(write.columns):
-        values = sorted({v for lead in write.leads if (v := lead.values.get(i)) is not None}, key=str)
+        values = given(write, i)
         if column.unique and values:
             held = _rows(
                 conn,
@@ -83,11 +87,37 @@ def _check(conn: Connection, write: BulkWrite) -> tuple[dict[int, LeadResult], l
             )
             holders.update(((i, value), lead_id) for value, lead_id in held)
     owner = next((i for i, c in enumerate(write.columns) if c.owner), None)
-    ids = sorted({v for lead in write.leads if owner is not None and (v := lead.values.get(owner)) is not None})
+    ids = [] if owner is None else given(write, owner)
     users = [user_id for (user_id,) in _rows(conn, "SELECT id FROM users WHERE id = ANY(%s)", [ids])] if ids else []
     results, _updates = decide(write, found, holders, users)
     failed = {index for index, result in results.items() if result.failure is not None}
-    return {i: r for i, r in results.items() if i in failed}, [lead for lead in write.leads if lead.index not in failed]
+    created = {index for index, result in results.items() if result.created and index not in failed}
+    return (
+        {i: r for i, r in results.items() if i in failed},
+        [lead for lead in write.leads if lead.index not in failed and lead.index not in created],
+        [lead for lead in write.leads if lead.index in created],
+    )
+
+
+def _create(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> dict[int, LeadResult]:
+    """Insert the leads with their server-set columns only, then write their fields and history
+    as for any lead, found by their new ids."""
+    by_id: list[LeadWrite] = []
+    for lead in leads:
+        assert lead.create is not None
+        names = list(lead.create.columns)
+        (lead_id,) = _rows(
+            conn,
+            f"INSERT INTO {quote(write.table)} ({', '.join(map(quote, names))}) "
+            f"VALUES ({', '.join(['%s'] * len(names))}) RETURNING auto_id",
+            list(lead.create.columns.values()),
+        )[0]
+        by_id.append(LeadWrite(lead.index, lead_id, lead.create.values))
+    id_key = Column("auto_id", "ProspectAutoId", "Prospect Auto Id", kind="integer")
+    results = _statement(conn, replace(write, key=id_key, owners=None), by_id)
+    for result in results.values():
+        result.created = True
+    return results
 
 
 def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> dict[int, LeadResult]:

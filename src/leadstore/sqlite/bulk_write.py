@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from leadstore.leads.outcomes import LeadResult
-from leadstore.leads.plan import BulkWrite, Found, KeyTaken, Update, decide, wire
+from leadstore.leads.plan import BulkWrite, Found, KeyTaken, Update, decide, given, wire, with_new_leads
 
 # As SQLAlchemy stores a DateTime on SQLite, so that both read it back alike.
 _STORED_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
@@ -29,10 +29,13 @@ def stored_datetime(moment: datetime) -> str:
 
 def write_bulk(conn: sqlite3.Connection, write: BulkWrite) -> dict[int, LeadResult]:
     """Each lead's result; nothing of a lead that fails is written."""
-    found = _find(conn, write)
+    found = with_new_leads(write, _find(conn, write))
     holders = _holders(conn, write) if found and write.needs_checks else None
     users = _users(conn, write) if found and write.needs_checks else None
     results, updates = decide(write, found, holders, users)
+    new_ids = _insert_new(conn, write, results)
+    for update in updates:
+        update.lead_id = new_ids.get(update.lead_id, update.lead_id)
     if updates:
         _apply(conn, write, updates)
     if write.idempotency is not None:
@@ -56,12 +59,35 @@ def _find(conn: sqlite3.Connection, write: BulkWrite) -> dict[Any, Found]:
     return {row[0]: Found(row[1], row[2], row[3:]) for row in rows}
 
 
+def _insert_new(conn: sqlite3.Connection, write: BulkWrite, results: dict[int, LeadResult]) -> dict[int, int]:
+    """Insert the leads to create, with their server-set columns only (``_apply`` writes their
+    fields and history as for any lead); their ids by stand-in id."""
+    ids: dict[int, int] = {}
+    for lead in write.leads:
+        result = results.get(lead.index)
+        if lead.create is None or result is None or not result.created or result.failure is not None:
+            continue
+        names = list(lead.create.columns)
+        values = [_stored(v) for v in lead.create.columns.values()]
+        cursor = conn.execute(
+            f"INSERT INTO {quote(write.table)} ({', '.join(map(quote, names))}) VALUES ({', '.join('?' * len(names))})",
+            values,
+        )
+        assert cursor.lastrowid is not None
+        ids[-1 - lead.index] = cursor.lastrowid
+    return ids
+
+
+def _stored(value: Any) -> Any:
+    return stored_datetime(value) if isinstance(value, datetime) else value
+
+
 def _holders(conn: sqlite3.Connection, write: BulkWrite) -> dict[tuple[int, Any], int]:
     holders: dict[tuple[int, Any], int] = {}
     for i, column in enumerate(write.columns):
         if not column.unique:
             continue
-        values = sorted({v for lead in write.leads if (v := lead.values.get(i)) is not None}, key=str)
+        values = given(write, i)
         if values:
             rows = conn.execute(
                 f"SELECT {quote(column.name)}, auto_id FROM {quote(write.table)} "
@@ -74,7 +100,7 @@ def _holders(conn: sqlite3.Connection, write: BulkWrite) -> dict[tuple[int, Any]
 
 def _users(conn: sqlite3.Connection, write: BulkWrite) -> set[str]:
     owner = next((i for i, c in enumerate(write.columns) if c.owner), None)
-    ids = sorted({v for lead in write.leads if owner is not None and (v := lead.values.get(owner)) is not None})
+    ids = [] if owner is None else given(write, owner)
     if not ids:
         return set()
     rows = conn.execute(f"SELECT id FROM users WHERE id IN ({', '.join('?' * len(ids))})", ids)
