@@ -294,3 +294,15 @@ def test_same_idempotency_key_answers_again_without_writing(client: Client) -> N
     with pytest.raises(InvalidInput) as caught:
         client.bulk_update([{"EmailAddress": "once@example.com"}], search_by="EmailAddress", idempotency_key="k-1")
     assert caught.value.status_code == 409
+
+
+def test_a_conditional_bulk_update_reports_what_changed_and_what_failed(client: Client) -> None:
+    client.create_lead({"EmailAddress": "ann@example.com", "JobTitle": "CEO"})
+    client.create_lead({"EmailAddress": "bob@example.com", "JobTitle": "CEO"})
+    result = client.bulk_update(
+        [{"EmailAddress": "ann@example.com", "JobTitle": "CTO"}, {"EmailAddress": "bob@example.com", "JobTitle": "X"}],
+        search_by="EmailAddress",
+        expect=[{"JobTitle": "CEO"}, {"JobTitle": "CFO"}],
+    )
+    assert [item.changed_fields for item in result.successful] == [["JobTitle"]]
+    assert [(item.index, item.reason_code) for item in result.failed] == [(1, "PRECONDITION_FAILED")]

@@ -73,8 +73,13 @@ def bulk_update(
     push_non_existent_to_unprocessed: bool | None,
     dry_run: bool,
     idempotency_key: str | None,
+    expect: Sequence[Mapping[str, str | None] | None] | None = None,
 ) -> Call[BulkResult]:
-    body: dict[str, Any] = {"LeadPropertiesList": [{"Fields": pairs(lead)} for lead in leads]}
+    items: list[dict[str, Any]] = [{"Fields": pairs(lead)} for lead in leads]
+    for item, expected in zip(items, expect or (), strict=False):
+        if expected is not None:
+            item["Expect"] = pairs(expected)
+    body: dict[str, Any] = {"LeadPropertiesList": items}
     if search_by is not None:
         body["SearchByKey"] = search_by
     merged = dict(options or {})

@@ -90,12 +90,17 @@ class Client(_Base):
         push_non_existent_to_unprocessed: bool | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        expect: Sequence[LeadFields | None] | None = None,
     ) -> BulkResult:
         """Update Leads in Bulk v2: up to 25 leads (``{schema name: value}``), each found by
         ``search_by`` (a unique field) or by its ProspectId. ``dry_run`` checks without writing;
-        a retry with the same ``idempotency_key`` is answered without being applied again."""
+        a retry with the same ``idempotency_key`` is answered without being applied again;
+        ``expect[i]`` (values the i-th lead's fields must hold now) makes that lead's write
+        conditional (``PRECONDITION_FAILED`` otherwise)."""
         return self._send(
-            _calls.bulk_update(leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key)
+            _calls.bulk_update(
+                leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key, expect
+            )
         )
 
     def create_lead(self, fields: LeadFields) -> str:
@@ -203,10 +208,13 @@ class AsyncClient(_Base):
         push_non_existent_to_unprocessed: bool | None = None,
         dry_run: bool = False,
         idempotency_key: str | None = None,
+        expect: Sequence[LeadFields | None] | None = None,
     ) -> BulkResult:
         """See ``Client.bulk_update``."""
         return await self._send(
-            _calls.bulk_update(leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key)
+            _calls.bulk_update(
+                leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key, expect
+            )
         )
 
     async def create_lead(self, fields: LeadFields) -> str:

@@ -41,7 +41,11 @@ class BulkItem(_Wire):
     index: int | None = Field(None, alias="Index")
     """Position in the request's LeadPropertiesList (a leadstore extension)."""
     reason_code: str | None = Field(None, alias="ReasonCode")
-    """A stable code for why the lead was not updated (a leadstore extension)."""
+    """A stable code for why the lead was not updated (a leadstore extension), e.g.
+    ``LEAD_NOT_FOUND``, ``DUPLICATE_VALUE`` or ``PRECONDITION_FAILED``."""
+    changed_fields: list[str] | None = Field(None, alias="ChangedFields")
+    """On a successful lead, the fields the call changed; [] when it held every value already
+    (a leadstore extension)."""
 
 
 class BulkStatus(_Wire):

@@ -20,7 +20,7 @@ from leadstore.errors import InvalidRequest, shown
 from leadstore.fields.model import DataType, Field
 from leadstore.fields.registry import FieldRegistry
 from leadstore.fields.validation import InvalidValue, normalize
-from leadstore.leads.changes import FieldPlan, FieldRejected, Pairs, parse_pairs
+from leadstore.leads.changes import FieldPlan, FieldRejected, Pairs, expected, parse_pairs
 from leadstore.leads.outcomes import NOT_FOUND_REASON, Answer, Failure, Item, ReasonCode
 from leadstore.leads.plan import BulkWrite, Column, IdempotencyRecord, LeadWrite
 
@@ -31,6 +31,8 @@ class BulkRequest:
     leads: list[Pairs]
     push_unprocessed: bool = False
     dry_run: bool = False
+    # Each lead's preconditions (spec 10): the values its fields must hold now to be written.
+    expects: list[Pairs | None] | None = None
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs several times more
@@ -42,6 +44,7 @@ class _Checked:
     key: Any = None  # the normalised search-key value; None when the lead cannot be found
     values: Mapping[Field, Any] = field(default_factory=dict)
     failure: Failure | None = None
+    expect: Mapping[Field, Any] | None = None
 
 
 def parse_request(body: Any, max_leads: int) -> BulkRequest:
@@ -68,11 +71,14 @@ def parse_request(body: Any, max_leads: int) -> BulkRequest:
         raise InvalidRequest(
             f"LeadPropertiesList holds {len(items)} leads; at most {max_leads} may be sent in one call"
         )
+    leads = [_parse_lead(item, i) for i, item in enumerate(items)]
+    expects = [_parse_expect(item, i) for i, item in enumerate(items)]
     return BulkRequest(
         search_by=search_by,
-        leads=[_parse_lead(item, i) for i, item in enumerate(items)],
+        leads=leads,
         push_unprocessed=bool(options.get("PushNonExistentLeadsToUnProcessedList")),
         dry_run=bool(options.get("DryRun")),
+        expects=expects if any(e is not None for e in expects) else None,
     )
 
 
@@ -82,6 +88,11 @@ def _parse_lead(item: Any, i: int) -> Pairs:
         raise InvalidRequest(f"{where} must be an object with a Fields array")
     fields = item.get("Fields")
     return [] if fields is None else parse_pairs(fields, f"{where}.Fields")
+
+
+def _parse_expect(item: dict[str, Any], i: int) -> Pairs | None:
+    expect = item.get("Expect")
+    return None if expect is None else parse_pairs(expect, f"LeadPropertiesList[{i}].Expect")
 
 
 def search_field(registry: FieldRegistry, name: str | None, principal: Principal) -> Field:
@@ -121,7 +132,14 @@ class BulkUpdate:
 
     def check(self) -> list[_Checked]:
         """Everything that can be judged without the database."""
-        return [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
+        checked = [self._check(i, pairs) for i, pairs in enumerate(self.request.leads)]
+        for c, expect in zip(checked, self.request.expects or (), strict=False):
+            if expect is not None and c.failure is None:
+                try:
+                    c.expect = expected(self.registry, self.principal, expect, self.phone)
+                except FieldRejected as exc:
+                    c.failure = (exc.code, exc.message)
+        return checked
 
     def _check(self, index: int, pairs: Pairs) -> _Checked:
         if not pairs:
@@ -175,7 +193,10 @@ class BulkUpdate:
             else:
                 items.append(Item(c.index, c.identifier_value))
                 values = {columns.setdefault(f, len(columns)): v for f, v in c.values.items()}
-                leads.append(LeadWrite(c.index, int(c.key) if integer_key else c.key, values))
+                lead = LeadWrite(c.index, int(c.key) if integer_key else c.key, values)
+                if c.expect is not None:
+                    lead.expect = {columns.setdefault(f, len(columns)): v for f, v in c.expect.items()}
+                leads.append(lead)
         answer = Answer(self.key_field.schema_name, items, self.request.push_unprocessed)
         write = write_of(self.registry, self.principal, self.key_field, list(columns), leads, self.request_id)
         write.dry_run = self.request.dry_run
@@ -205,6 +226,12 @@ def write_of(
 
 
 def _column(registry: FieldRegistry, field_: Field) -> Column:
-    kind = "integer" if field_.column == "auto_id" else "number" if field_.data_type == DataType.NUMBER else "text"
+    kind = "text"
+    if field_.column == "auto_id":
+        kind = "integer"
+    elif field_.data_type == DataType.NUMBER:
+        kind = "number"
+    elif field_.server_managed and field_.data_type == DataType.DATETIME:
+        kind = "datetime"  # CreatedOn, ModifiedOn: real date-times, not text
     owner = field_ is registry.get("OwnerId")
     return Column(field_.column, field_.schema_name, field_.display_name, kind, field_.is_unique, owner)

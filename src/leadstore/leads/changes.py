@@ -140,3 +140,25 @@ def check_complete(registry: FieldRegistry, principal: Principal, values: Mappin
             "A mandatory field hidden by your permission template has no value, so you cannot create leads; "
             "ask an administrator to show you the field or to make it optional",
         )
+
+
+def expected(
+    registry: FieldRegistry, principal: Principal, pairs: Sequence[tuple[str, Any]], phone: PhoneRules
+) -> dict[Field, Any]:
+    """A lead's ``Expect`` (spec 10): each field's value in its stored form, null or empty for
+    empty. A field the caller may not read is an unknown attribute, as in Fields."""
+    values: dict[Field, Any] = {}
+    for attribute, raw in pairs:
+        field_ = registry.get(attribute)
+        failure = _name_failure(principal, attribute, field_, set(values))
+        if failure is not None and failure[0] != ReasonCode.FIELD_READ_ONLY:  # a read-only field may be expected
+            raise FieldRejected(*failure)
+        assert field_ is not None
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            values[field_] = None
+            continue
+        try:
+            values[field_] = normalize(field_, raw, phone)
+        except InvalidValue as exc:
+            raise FieldRejected(ReasonCode.INVALID_VALUE, f"Expect: {exc.message}") from None
+    return values

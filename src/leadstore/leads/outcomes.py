@@ -25,6 +25,7 @@ class ReasonCode(StrEnum):
     TOO_LONG = "TOO_LONG"
     MANDATORY_MISSING = "MANDATORY_MISSING"
     DUPLICATE_VALUE = "DUPLICATE_VALUE"
+    PRECONDITION_FAILED = "PRECONDITION_FAILED"
 
 
 REASON_CODE_MEANINGS: dict[ReasonCode, str] = {
@@ -42,6 +43,8 @@ REASON_CODE_MEANINGS: dict[ReasonCode, str] = {
     ReasonCode.TOO_LONG: "a value is longer than its field's maximum length",
     ReasonCode.MANDATORY_MISSING: "a mandatory field would be emptied",
     ReasonCode.DUPLICATE_VALUE: "a unique value is held by another lead, or taken by an earlier lead of this request",
+    ReasonCode.PRECONDITION_FAILED: "a field named in the lead's Expect does not hold the expected value now (checked "
+    "in the write's transaction); the Reason names the first such field and its current value",
 }
 assert set(REASON_CODE_MEANINGS) == set(ReasonCode)
 

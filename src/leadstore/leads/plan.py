@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from leadstore.leads.outcomes import Answer, LeadResult, ReasonCode, duplicate_message
+from leadstore.leads.outcomes import Answer, Failure, LeadResult, ReasonCode, duplicate_message
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -26,7 +26,7 @@ class Column:
     name: str  # the column
     field: str  # the schema name, as the history records it
     display_name: str  # as a duplicate's Reason names it
-    kind: str = "text"  # "text", "number" (a float) or "integer"
+    kind: str = "text"  # "text", "number" (a float), "integer" or "datetime" (server-set, never written)
     unique: bool = False
     owner: bool = False  # OwnerId: must name a user
 
@@ -49,6 +49,8 @@ class LeadWrite:
     key: Any
     values: dict[int, Any]
     create: NewLead | None = None
+    # Preconditions: the values (stored form) the lead's fields must hold now to be written.
+    expect: dict[int, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +80,9 @@ class BulkWrite:
     @property
     def needs_checks(self) -> bool:
         """Whether a value this write gives must be checked against other leads or users first
-        (a lead it may create is checked too)."""
-        return any(c.unique or c.owner for c in self.columns) or any(lead.create for lead in self.leads)
+        (a lead it may create is checked too), or its preconditions read."""
+        columns = any(c.unique or c.owner for c in self.columns)
+        return columns or any(lead.create is not None or lead.expect is not None for lead in self.leads)
 
     @property
     def modified_on(self) -> datetime:
@@ -159,10 +162,10 @@ def decide(
         created = row.lead_id < 0 and lead.create is not None
         values = lead.create.values if created and lead.create is not None else lead.values
         new = {i: v for i, v in values.items() if row.values[i] != v}
-        failure = None
-        if owner is not None and new.get(owner) is not None and new[owner] not in known:
+        failure = _unmet(write, lead, row)
+        if failure is None and owner is not None and new.get(owner) is not None and new[owner] not in known:
             failure = (ReasonCode.INVALID_VALUE, f"OwnerId {new[owner]} is not a user")
-        else:
+        elif failure is None:
             for i in unique:
                 value = new.get(i)
                 if value is not None and claims.get((i, value), row.lead_id) != row.lead_id:
@@ -181,6 +184,26 @@ def decide(
         if new:
             updates.append(Update(lead.index, row.lead_id, row.head, new, {i: row.values[i] for i in new}))
     return results, updates
+
+
+def _unmet(write: BulkWrite, lead: LeadWrite, row: Found) -> Failure | None:
+    """The lead's first precondition its stored values do not meet, if any."""
+    for i, value in (lead.expect or {}).items():
+        column, now = write.columns[i], _comparable(write.columns[i], row.values[i])
+        if now != _comparable(column, value):
+            shown = "empty" if now is None else repr(_cut(now))
+            return (ReasonCode.PRECONDITION_FAILED, f"{column.field} is {shown} now, not the value in Expect")
+    return None
+
+
+def _comparable(column: Column, value: Any) -> str | None:
+    text = wire(value)
+    # A stored date-time may carry fractions of a second (SQLite's text); reads show seconds.
+    return text[:19] if column.kind == "datetime" and text is not None else text
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def wire(value: Any) -> str | None:

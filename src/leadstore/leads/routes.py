@@ -50,7 +50,10 @@ successful, a stable `ReasonCode`:
 
 {_REASON_CODES}
 
-`Options.DryRun` checks and reports everything without writing. An `Idempotency-Key` header
+Each SuccessfulLeads item carries `ChangedFields`, the fields the call changed on that lead
+(`[]` when it held every value already). A lead sent with `Expect` (Attribute/Value pairs, as
+in Fields) is written only if its fields hold those values now, checked in the write's own
+transaction. `Options.DryRun` checks and reports everything without writing. An `Idempotency-Key` header
 makes a retry within 24 hours answer the first response again without writing; the same key
 with another body gets 409."""
 

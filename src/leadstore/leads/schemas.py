@@ -18,6 +18,11 @@ class BulkOptions(BaseModel):
 
 class BulkLead(BaseModel):
     Fields: list[AttributeValue]
+    Expect: list[AttributeValue] | None = Field(
+        None,
+        description="(leadstore) Write this lead only if these fields hold these values now (null or empty: "
+        "empty); otherwise it fails with ReasonCode PRECONDITION_FAILED",
+    )
 
 
 class BulkUpdateRequest(BaseModel):

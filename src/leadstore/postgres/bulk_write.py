@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from leadstore.leads.outcomes import LeadResult
 from leadstore.leads.plan import BulkWrite, Column, Found, KeyTaken, LeadWrite, decide, given, with_new_leads
 
-_ARRAY = {"text": "text[]", "number": "float8[]", "integer": "bigint[]"}
+_ARRAY = {"text": "text[]", "number": "float8[]", "integer": "bigint[]", "datetime": "timestamp[]"}
 
 # The history id's sequence, looked up once per statement (a subquery PostgreSQL runs once)
 # rather than once per row, which cost a quarter of the write's time.
@@ -121,37 +121,31 @@ def _create(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> d
 
 
 def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> dict[int, LeadResult]:
-    columns = write.columns
-    n = range(len(columns))
-    key = write.key
-    if not columns:  # leads sent with their key alone: found, nothing to change
-        scope = " AND owner_id = ANY(%s)" if write.owners is not None else ""
-        keys: list[Any] = [lead.key for lead in leads]
-        lookup = f"SELECT {quote(key.name)} FROM {quote(write.table)} WHERE {quote(key.name)} = ANY(%s){scope}"
+    key, table, key_column = write.key, quote(write.table), quote(write.key.name)
+    # The columns the leads write (a column only expected is read by ``_check``, not here).
+    written = [(i, write.columns[i]) for i in sorted({i for lead in leads for i in lead.values})]
+    scope = " AND owner_id = ANY(%b::text[])" if write.owners is not None else ""
+    keys: list[Any] = [lead.key for lead in leads]
+    if not written:  # leads sent with their key alone: found, nothing to change
+        lookup = f"SELECT {key_column} FROM {table} WHERE {key_column} = ANY(%b::{_ARRAY[key.kind]}){scope}"
         held = {k for (k,) in _rows(conn, lookup, [keys] if write.owners is None else [keys, list(write.owners)])}
         return {lead.index: LeadResult(True) for lead in leads if lead.key in held}
-    # Per column: whether each lead gives it, and the value; numbers also as the history spells them.
-    arrays: list[str] = [f"%b::{_ARRAY[key.kind]}"]
-    names = ["k"]
-    for i, column in enumerate(columns):
+    # Per column: whether each lead gives it, and the value.
+    arrays, names = [f"%b::{_ARRAY[key.kind]}"], ["k"]
+    params: list[Any] = [keys]
+    for i, column in written:
         arrays += ["%b::bool[]", f"%b::{_ARRAY[column.kind]}"]
         names += [f"g{i}", f"n{i}"]
-    params: list[Any] = [[lead.key for lead in leads]]
-    for i in n:
-        params.append([i in lead.values for lead in leads])
-        params.append([lead.values.get(i) for lead in leads])
-    olds = ", ".join(f"{quote(c.name)} AS o{i}" for i, c in enumerate(columns))
-    scope = " AND owner_id = ANY(%b::text[])" if write.owners is not None else ""
+        params += [[i in lead.values for lead in leads], [lead.values.get(i) for lead in leads]]
+    olds = ", ".join(f"{quote(c.name)} AS o{i}" for i, c in written)
     pairs = ", ".join(
         f"({i}, %s::text, {_as_text(c, f'm.o{i}')}, {_as_text(c, f'v.n{i}')}, "
         f"v.g{i} AND m.o{i} IS DISTINCT FROM v.n{i})"
-        for i, c in enumerate(columns)
+        for i, c in written
     )
     sets = ", ".join(
-        f"{quote(c.name)} = CASE WHEN v.g{i} THEN v.n{i} ELSE {quote(write.table)}.{quote(c.name)} END"
-        for i, c in enumerate(columns)
+        f"{quote(c.name)} = CASE WHEN v.g{i} THEN v.n{i} ELSE {table}.{quote(c.name)} END" for i, c in written
     )
-    table, key_column = quote(write.table), quote(key.name)
     statement = (
         f"WITH v AS (SELECT * FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS v({', '.join(names)}, ord)), "
         f"m AS (SELECT auto_id, {key_column} AS k, last_change_id AS head, {olds} FROM {table} "
@@ -164,10 +158,10 @@ def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -
         f"i AS ({INSERT_CHAIN}) "
         "SELECT m.k, coalesce((SELECT array_agg(h.f ORDER BY h.pos) FROM h WHERE h.l = m.auto_id), '{}') FROM m"
     )
-    params.append(params[0])
+    params.append(keys)
     if write.owners is not None:
         params.append(list(write.owners))
-    params += [columns[i].field for i in n]
+    params += [c.field for _, c in written]
     params += [write.modified_on, write.user_id, write.request_id, write.user_id, write.now]
     changed = dict(_rows(conn, statement, params))
     return {lead.index: LeadResult(True, list(changed[lead.key])) for lead in leads if lead.key in changed}
