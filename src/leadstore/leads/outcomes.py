@@ -76,11 +76,13 @@ NOT_FOUND = LeadResult(False)
 @dataclass(frozen=True, slots=True)
 class Item:
     """A lead of the request as its answer names it; ``failure`` when it was settled before the
-    database was asked (else the database's ``LeadResult`` for ``index`` decides)."""
+    database was asked (else the database's ``LeadResult`` for ``index`` decides). ``extra``
+    goes into its SuccessfulLeads item."""
 
     index: int
     identifier_value: Any
     failure: Failure | None = None
+    extra: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class Answer:
     identifier: str
     items: Sequence[Item]
     push_unprocessed: bool = False
+    changed_as: str = "ChangedFields"  # the name that lists the fields each lead's write changed
 
     def render(self, results: Mapping[int, LeadResult]) -> dict[str, Any]:
         lists: dict[str, list[dict[str, Any]]] = {"SuccessfulLeads": [], "FailedLeads": [], "UnProcessedLeads": []}
@@ -107,7 +110,8 @@ class Answer:
                             "Identifier": self.identifier,
                             "IdentifierValue": item.identifier_value,
                             "Index": item.index,
-                            "ChangedFields": result.changed,
+                            self.changed_as: result.changed,
+                            **(item.extra or {}),
                         }
                     )
                     continue

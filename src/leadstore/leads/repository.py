@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from leadstore.auth.principal import Principal
 from leadstore.fields.model import Field
 from leadstore.fields.registry import FieldRegistry
-from leadstore.models import IdempotentResponse, LeadChange
+from leadstore.models import IdempotentResponse, LeadCall, LeadChange
 
 
 def scope_filter(table: Table, principal: Principal) -> ColumnElement[bool] | None:
@@ -135,6 +135,37 @@ def matching(
         query = query.order_by(sort.desc() if page.descending else sort.asc())
     query = query.order_by(registry.table.c.auto_id).offset(page.offset).limit(page.size)
     return list(conn.execute(query).mappings())
+
+
+def call_to_revert(conn: Connection, request_id: str, user_id: str | None) -> RowMapping | None:
+    """The newest call with ``request_id`` that changed leads, made by ``user_id`` (None: anyone)."""
+    query = select(LeadCall).where(LeadCall.request_id == request_id)
+    if user_id is not None:
+        query = query.where(LeadCall.user_id == user_id)
+    return conn.execute(query.order_by(LeadCall.id.desc()).limit(1)).mappings().first()
+
+
+def call_changes(conn: Connection, call: Mapping[Any, Any]) -> list[RowMapping]:
+    """The history rows of ``call``, found in its range of change ids."""
+    changes = LeadChange.__table__
+    query = select(changes.c.lead_id, changes.c.field, changes.c.old_value, changes.c.new_value).where(
+        changes.c.id.between(call["first_change_id"], call["last_change_id"]),
+        changes.c.request_id == call["request_id"],
+    )
+    return list(conn.execute(query.order_by(changes.c.id)).mappings())
+
+
+def leads_by_id(conn: Connection, table: Table, lead_ids: Iterable[int]) -> dict[int, RowMapping]:
+    rows = conn.execute(select(table).where(table.c.auto_id.in_(sorted(set(lead_ids))))).mappings()
+    return {row["auto_id"]: row for row in rows}
+
+
+def recent_calls(conn: Connection, since: datetime, user_id: str | None, limit: int) -> list[RowMapping]:
+    """Calls that changed leads since ``since``, newest first."""
+    query = select(LeadCall.request_id, LeadCall.user_id, LeadCall.at, LeadCall.lead_count).where(LeadCall.at >= since)
+    if user_id is not None:
+        query = query.where(LeadCall.user_id == user_id)
+    return list(conn.execute(query.order_by(LeadCall.id.desc()).limit(limit)).mappings())
 
 
 def idempotent_answer(conn: Connection, user_id: str, key: str, since: datetime) -> tuple[str, str] | None:

@@ -1,5 +1,6 @@
 """LeadSquared's Lead Management URLs (spec sections 4 and 5)."""
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -9,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from leadstore.auth.dependencies import CurrentPrincipal, current_principal, query_param
+from leadstore.auth.principal import Principal
 from leadstore.errors import InvalidRequest
-from leadstore.leads import bulk, search, service
+from leadstore.leads import bulk, revert, search, service
 from leadstore.leads.changes import parse_pairs
 from leadstore.leads.idempotency import IdempotencyGuard
 from leadstore.leads.outcomes import REASON_CODE_MEANINGS
-from leadstore.leads.plan import KeyTaken
-from leadstore.leads.schemas import AttributeValue, BulkUpdateRequest, LeadsGetRequest
+from leadstore.leads.plan import IdempotencyRecord, KeyTaken
+from leadstore.leads.schemas import AttributeValue, BulkUpdateRequest, LeadsGetRequest, RevertRequestBody
 from leadstore.state import app_state
 
 router = APIRouter(prefix="/v2/LeadManagement.svc", tags=["Lead Management"])
@@ -68,29 +70,62 @@ async def bulk_update(request: Request) -> Response:
     # The hot path authenticates without FastAPI's dependency solving (~5 % of a call's CPU).
     principal = await current_principal(request)
     state = app_state(request)
-    raw = await request.body()
     body = await read_json(request)
     parsed = bulk.parse_request(body, state.catalog.account.bulk_max_leads)
     work = bulk.BulkUpdate(state.db, state.catalog.snapshot(), principal, parsed, request.state.request_id)
+    return await _answer(request, principal, work.run, dry_run=parsed.dry_run)
+
+
+async def _answer(
+    request: Request,
+    principal: Principal,
+    run: Callable[[IdempotencyRecord | None], Awaitable[dict[str, Any]]],
+    *,
+    dry_run: bool,
+) -> Response:
+    """Run a bulk write, with its Idempotency-Key when the call has one. A dry run writes
+    nothing, so it leaves the key alone: it neither replays an answer nor takes the key from the
+    real call it previews (whose body differs only in DryRun)."""
     key = request.headers.get("idempotency-key")
     metrics = request.app.state.metrics
-    # A dry run writes nothing, so it leaves the key alone: it neither replays an answer nor takes
-    # the key from the real call it previews (whose body differs only in DryRun).
-    if not key or parsed.dry_run:
-        answer = await work.run()
-        if not parsed.dry_run:
+    if not key or dry_run:
+        answer = await run(None)
+        if not dry_run:
             metrics.bulk_answer(answer)
         return json_response(answer)
     # The call is written straight away: its write finds the key taken, and writes nothing, when
     # an earlier call with that key committed (a retry; rare), which saves every other call a
     # lookup first.
-    guard = IdempotencyGuard(state.db, principal.user_id, key, raw)
+    guard = IdempotencyGuard(app_state(request).db, principal.user_id, key, await request.body())
     try:
-        answer = await work.run(guard.record())
+        answer = await run(guard.record())
     except KeyTaken:
         return Response(await run_in_threadpool(guard.answer_of_winner), media_type="application/json")
     metrics.bulk_answer(answer)  # a replayed answer is not counted again
     return json_response(answer)
+
+
+REVERT_DESCRIPTION = """(leadstore) Undo an earlier call that changed leads, named by its X-Request-Id.
+
+Each field still holding the value that call wrote goes back to the value before it, per lead
+atomically; a field changed since is kept, and `Kept` names the request that changed it. The
+caller's permissions apply as they are now. A user reverts its own calls, an Administrator
+anyone's; any other request id gets 400. The answer has the shape of the bulk update's, one item
+per lead the call changed, `Index` being the lead's position in that call. `Options.DryRun` and
+an `Idempotency-Key` work as for the bulk update, and a revert can itself be reverted."""
+
+
+@router.post(
+    "/Lead/Bulk/Revert",
+    openapi_extra=_body_schema(RevertRequestBody),
+    summary="Undo a call (leadstore)",
+    description=REVERT_DESCRIPTION,
+)
+async def bulk_revert(request: Request, principal: CurrentPrincipal) -> Response:
+    state = app_state(request)
+    parsed = revert.parse_request(await read_json(request))
+    work = revert.Revert(state.catalog.snapshot(), principal, parsed, request.state.request_id)
+    return await _answer(request, principal, work.run, dry_run=parsed.dry_run)
 
 
 async def _pairs(request: Request) -> list[tuple[str, Any]]:

@@ -73,3 +73,14 @@ class LeadsGetRequest(BaseModel):
     Columns: LeadsGetColumns | None = None
     Sorting: LeadsGetSorting | None = None
     Paging: LeadsGetPaging | None = None
+
+
+class RevertOptions(BaseModel):
+    DryRun: bool = Field(False, description="Check and report everything, write nothing")
+
+
+class RevertRequestBody(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"example": {"RequestId": "5f0c8e2a9b1d4c3e8f7a6b5c4d3e2f1a"}})
+
+    RequestId: str = Field(description="The X-Request-Id of the call to undo")
+    Options: RevertOptions | None = None

@@ -1,6 +1,6 @@
 from leadstore.models.access import GroupMember, PermissionTemplate, SalesGroup
 from leadstore.models.catalog import AccountSetting, CatalogRevision, CustomField
-from leadstore.models.history import IdempotentResponse, LeadChange
+from leadstore.models.history import IdempotentResponse, LeadCall, LeadChange
 from leadstore.models.lead import Lead
 from leadstore.models.user import User
 
@@ -11,6 +11,7 @@ __all__ = [
     "GroupMember",
     "IdempotentResponse",
     "Lead",
+    "LeadCall",
     "LeadChange",
     "PermissionTemplate",
     "SalesGroup",

@@ -38,6 +38,24 @@ class LeadChange(Base):
     changed_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class LeadCall(Base):
+    """A call that changed existing leads: who, when, which leads (each with its position in the
+    call) and the range of change ids its history rows lie in, so that a revert finds them
+    without an index on the history. Written by the call's own transaction."""
+
+    __tablename__ = "lead_calls"
+
+    id: Mapped[int] = mapped_column(CHANGE_ID, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    lead_count: Mapped[int] = mapped_column(Integer)
+    # JSON: [[lead id, position in the call], ...], the leads the call changed (not those it created).
+    leads: Mapped[str] = mapped_column(Text)
+    first_change_id: Mapped[int] = mapped_column(CHANGE_ID)
+    last_change_id: Mapped[int] = mapped_column(CHANGE_ID)
+
+
 class IdempotentResponse(Base):
     """The stored answer to a bulk call sent with an ``Idempotency-Key`` header."""
 

@@ -114,13 +114,16 @@ def _create(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> d
         )[0]
         by_id.append(LeadWrite(lead.index, lead_id, lead.create.values))
     id_key = Column("auto_id", "ProspectAutoId", "Prospect Auto Id", kind="integer")
-    results = _statement(conn, replace(write, key=id_key, owners=None), by_id)
+    results = _statement(conn, replace(write, key=id_key, owners=None), by_id, record=False)
     for result in results.values():
         result.created = True
     return results
 
 
-def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -> dict[int, LeadResult]:
+def _statement(
+    conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite], *, record: bool = True
+) -> dict[int, LeadResult]:
+    """Write ``leads``; with ``record``, the call's record of the leads it changed (``LeadCall``)."""
     key, table, key_column = write.key, quote(write.table), quote(write.key.name)
     # The columns the leads write (a column only expected is read by ``_check``, not here).
     written = [(i, write.columns[i]) for i in sorted({i for lead in leads for i in lead.values})]
@@ -131,8 +134,8 @@ def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -
         held = {k for (k,) in _rows(conn, lookup, [keys] if write.owners is None else [keys, list(write.owners)])}
         return {lead.index: LeadResult(True) for lead in leads if lead.key in held}
     # Per column: whether each lead gives it, and the value.
-    arrays, names = [f"%b::{_ARRAY[key.kind]}"], ["k"]
-    params: list[Any] = [keys]
+    arrays, names = [f"%b::{_ARRAY[key.kind]}", "%b::integer[]"], ["k", "x"]
+    params: list[Any] = [keys, [lead.index for lead in leads]]
     for i, column in written:
         arrays += ["%b::bool[]", f"%b::{_ARRAY[column.kind]}"]
         names += [f"g{i}", f"n{i}"]
@@ -155,7 +158,7 @@ def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -
         f"WHERE f.d) x), {CHAIN}, "
         f"u AS (UPDATE {table} SET {sets}, modified_on = %s, modified_by = %s, last_change_id = c.id "
         f"FROM c JOIN m ON m.auto_id = c.l JOIN v ON v.k = m.k WHERE c.newest AND {table}.auto_id = c.l), "
-        f"i AS ({INSERT_CHAIN}) "
+        f"i AS ({INSERT_CHAIN}){_RECORD if record else ''} "
         "SELECT m.k, coalesce((SELECT array_agg(h.f ORDER BY h.pos) FROM h WHERE h.l = m.auto_id), '{}') FROM m"
     )
     params.append(keys)
@@ -163,8 +166,19 @@ def _statement(conn: Connection, write: BulkWrite, leads: Sequence[LeadWrite]) -
         params.append(list(write.owners))
     params += [c.field for _, c in written]
     params += [write.modified_on, write.user_id, write.request_id, write.user_id, write.now]
+    if record:
+        params += [write.request_id, write.user_id, write.now]
     changed = dict(_rows(conn, statement, params))
     return {lead.index: LeadResult(True, list(changed[lead.key])) for lead in leads if lead.key in changed}
+
+
+# The call's record (``LeadCall``) of the leads it changed, each with its position in the call.
+_RECORD = (
+    ", r AS (INSERT INTO lead_calls (request_id, user_id, at, lead_count, leads, first_change_id, last_change_id) "
+    "SELECT %s, %s, %s, count(*), json_agg(json_build_array(c.l, v.x) ORDER BY v.x)::text, "
+    "(SELECT min(id) FROM c), (SELECT max(id) FROM c) "
+    "FROM c JOIN m ON m.auto_id = c.l JOIN v ON v.k = m.k WHERE c.newest HAVING count(*) > 0)"
+)
 
 
 def _as_text(column: Column, value: str) -> str:

@@ -7,6 +7,7 @@ its Idempotency-Key. Every lead write and every history row on SQLite is made he
 Standard library only (and the plan), so that the writer process starts at once.
 """
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -37,7 +38,7 @@ def write_bulk(conn: sqlite3.Connection, write: BulkWrite) -> dict[int, LeadResu
     for update in updates:
         update.lead_id = new_ids.get(update.lead_id, update.lead_id)
     if updates:
-        _apply(conn, write, updates)
+        _apply(conn, write, updates, [u for u in updates if not results[u.index].created])
     if write.idempotency is not None:
         _store_answer(conn, write, results)
     return results
@@ -107,12 +108,25 @@ def _users(conn: sqlite3.Connection, write: BulkWrite) -> set[str]:
     return {user_id for (user_id,) in rows}
 
 
-def _apply(conn: sqlite3.Connection, write: BulkWrite, updates: Sequence[Update]) -> None:
+def _apply(conn: sqlite3.Connection, write: BulkWrite, updates: Sequence[Update], changed: Sequence[Update]) -> None:
+    """Write ``updates``, their history, and the call's record of the existing leads it ``changed``."""
     # Ids past the largest: the caller's transaction holds SQLite's write lock.
     first_id = (conn.execute("SELECT max(id) FROM lead_changes").fetchone()[0] or 0) + 1
     stamp = (write.request_id, write.user_id, stored_datetime(write.now))
     history, newest = _history(write, updates, first_id)
     insert_history(conn, [(*row, *stamp) for row in history])
+    if changed:
+        conn.execute(
+            "INSERT INTO lead_calls (request_id, user_id, at, lead_count, leads, first_change_id, last_change_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                *stamp,
+                len(changed),
+                json.dumps([[u.lead_id, u.index] for u in changed]),
+                first_id,
+                first_id + len(history) - 1,
+            ),
+        )
     modified_on = stored_datetime(write.modified_on)
     # One UPDATE per set of changed columns: leads of a call mostly change the same ones.
     by_columns: dict[tuple[int, ...], list[Update]] = {}
