@@ -143,12 +143,15 @@ def test_non_existent_leads_can_be_unprocessed(bulk: Any, db: Database, tmp_path
     result = bulk(path, "--search-by", "EmailAddress", "--push-non-existent-to-unprocessed", "--report", tmp_path / "r")
     assert result.exit_code == 1
     assert result.stdout.strip() == "1 succeeded, 0 failed, 1 unprocessed"
-    assert read_report(tmp_path / "r")[1] == {
+    first, second = read_report(tmp_path / "r")
+    assert second == {
         "row": "2",
         "identifier": "no@example.com",
         "outcome": "UnProcessed",
         "reason": NOT_FOUND,
+        "request_id": first["request_id"],  # both rows went in one call
     }
+    assert first["request_id"]
 
 
 def test_dry_run_checks_everything_and_writes_nothing(bulk: Any, db: Database, tmp_path: Path) -> None:

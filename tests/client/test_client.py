@@ -306,3 +306,17 @@ def test_a_conditional_bulk_update_reports_what_changed_and_what_failed(client: 
     )
     assert [item.changed_fields for item in result.successful] == [["JobTitle"]]
     assert [(item.index, item.reason_code) for item in result.failed] == [(1, "PRECONDITION_FAILED")]
+
+
+def test_a_call_named_by_its_request_id_is_reverted(client: Client) -> None:
+    lead = client.create_lead({"EmailAddress": "ann@example.com", "JobTitle": "CEO"})
+    result = client.bulk_update(
+        [{"EmailAddress": "ann@example.com", "JobTitle": "CTO"}], search_by="EmailAddress", request_id="run-1-call-1"
+    )
+    assert result.request_id == "run-1-call-1"
+    undone = client.revert("run-1-call-1", own_request_id="undo-1")
+    assert [(item.identifier_value, item.reverted, item.kept) for item in undone.successful] == [
+        (lead, ["JobTitle"], [])
+    ]
+    assert client.get_lead_by_id(lead)["JobTitle"] == "CEO"  # type: ignore[index]
+    assert [c.request_id for c in client.get_change_history(lead)][:1] == ["undo-1"]

@@ -16,6 +16,7 @@ PUBLIC = [
     "Client",
     "FieldMetadata",
     "InvalidInput",
+    "KeptField",
     "Lead",
     "LeadstoreAPIError",
     "NotFound",

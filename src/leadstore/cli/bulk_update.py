@@ -66,6 +66,7 @@ class Entry:
     fields: dict[str, str | None] | None  # None: decided without a call
     outcome: Outcome | None = None
     reason: str = ""
+    request_id: str = ""  # the call that carried the row, by which it can be reverted
 
 
 def _rate(task: Task) -> float | None:
@@ -169,7 +170,7 @@ class Run:
         self.report = csv.writer(report) if report is not None else None
         self.report_file = report
         if self.report is not None:
-            self.report.writerow(["row", "identifier", "outcome", "reason"])
+            self.report.writerow(["row", "identifier", "outcome", "reason", "request_id"])
         self.counts = dict.fromkeys(Outcome, 0)
 
     def send(self, entries: list[Entry]) -> None:
@@ -179,7 +180,8 @@ class Run:
             for start in range(0, len(entries), size):
                 self.send(entries[start : start + size])
             return
-        key = str(uuid.uuid4())
+        # One name for the call on every retry: its Idempotency-Key and its request id.
+        key = uuid.uuid4().hex
         leads = [e.fields or {} for e in entries]
         try:
             result = self.sender.call(
@@ -189,6 +191,7 @@ class Run:
                     push_non_existent_to_unprocessed=self.push or None,
                     dry_run=self.dry_run,
                     idempotency_key=key,
+                    request_id=key,
                 )
             )
         except InvalidInput as exc:
@@ -218,6 +221,7 @@ class Run:
                 if earlier < len(entries):
                     reason = f"The same lead is already at row {entries[earlier].row}"
             entries[position].outcome, entries[position].reason = outcome, reason
+            entries[position].request_id = result.request_id or ""
         for i in unclaimed:
             entries[i].outcome = Outcome.FAILED
             entries[i].reason = "The service's answer did not mention this row"
@@ -227,7 +231,7 @@ class Run:
             outcome = entry.outcome or Outcome.UNPROCESSED
             self.counts[outcome] += 1
             if self.report is not None:
-                self.report.writerow([entry.row, entry.identifier, outcome.value, entry.reason])
+                self.report.writerow([entry.row, entry.identifier, outcome.value, entry.reason, entry.request_id])
         if self.report_file is not None:
             self.report_file.flush()
         self.sender.advance(len(entries))
@@ -421,7 +425,11 @@ def bulk_update(
     ] = False,
     report: Annotated[
         Path | None,
-        typer.Option("--report", help="Write a CSV: row, identifier, outcome, reason; one line per input row."),
+        typer.Option(
+            "--report",
+            help="Write a CSV: row, identifier, outcome, reason, request_id; one line per input row "
+            "(leadstore bulk-revert takes it to undo the run).",
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Leads per call.")] = MAX_BATCH,
     retry_for: Annotated[

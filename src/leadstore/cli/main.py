@@ -13,9 +13,11 @@ from typer.core import TyperGroup
 
 from leadstore import migrate
 from leadstore.cli.access import group_app, template_app, user_app
+from leadstore.cli.bulk_revert import bulk_revert
 from leadstore.cli.bulk_update import bulk_update
 from leadstore.cli.catalog import field_app, settings_app
 from leadstore.cli.common import JsonOption, database, fail, print_credentials
+from leadstore.cli.history import history_app
 from leadstore.config import get_settings
 from leadstore.users import repository as user_repo
 from leadstore.users import service as user_service
@@ -66,7 +68,9 @@ app.add_typer(field_app, name="field")
 app.add_typer(settings_app, name="settings")
 app.add_typer(group_app, name="group")
 app.add_typer(template_app, name="template")
+app.add_typer(history_app, name="history")
 app.command("bulk-update")(bulk_update)
+app.command("bulk-revert")(bulk_revert)
 
 ADMIN_EMAIL = "admin@example.com"
 

@@ -74,6 +74,7 @@ def bulk_update(
     dry_run: bool,
     idempotency_key: str | None,
     expect: Sequence[Mapping[str, str | None] | None] | None = None,
+    request_id: str | None = None,
 ) -> Call[BulkResult]:
     items: list[dict[str, Any]] = [{"Fields": pairs(lead)} for lead in leads]
     for item, expected in zip(items, expect or (), strict=False):
@@ -89,8 +90,25 @@ def bulk_update(
         merged["DryRun"] = True
     if merged:
         body["Options"] = merged
+    return Call(
+        "POST", f"{LM}/Lead/Bulk/UpdateV2", BulkResult.from_wire, json=body, headers=_ids(idempotency_key, request_id)
+    )
+
+
+def revert(request_id: str, dry_run: bool, idempotency_key: str | None, own_request_id: str | None) -> Call[BulkResult]:
+    body: dict[str, Any] = {"RequestId": request_id}
+    if dry_run:
+        body["Options"] = {"DryRun": True}
+    headers = _ids(idempotency_key, own_request_id)
+    return Call("POST", f"{LM}/Lead/Bulk/Revert", BulkResult.from_wire, json=body, headers=headers)
+
+
+def _ids(idempotency_key: str | None, request_id: str | None) -> dict[str, str]:
+    """The headers that name a call: the same on every retry of it."""
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    return Call("POST", f"{LM}/Lead/Bulk/UpdateV2", BulkResult.from_wire, json=body, headers=headers)
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    return headers
 
 
 def create_lead(fields: Mapping[str, str | None]) -> Call[str]:

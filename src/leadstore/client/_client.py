@@ -91,17 +91,38 @@ class Client(_Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         expect: Sequence[LeadFields | None] | None = None,
+        request_id: str | None = None,
     ) -> BulkResult:
         """Update Leads in Bulk v2: up to 25 leads (``{schema name: value}``), each found by
         ``search_by`` (a unique field) or by its ProspectId. ``dry_run`` checks without writing;
         a retry with the same ``idempotency_key`` is answered without being applied again;
         ``expect[i]`` (values the i-th lead's fields must hold now) makes that lead's write
-        conditional (``PRECONDITION_FAILED`` otherwise)."""
+        conditional (``PRECONDITION_FAILED`` otherwise); ``request_id`` names the call (its
+        X-Request-Id, by which it can be reverted)."""
         return self._send(
             _calls.bulk_update(
-                leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key, expect
+                leads,
+                search_by,
+                options,
+                push_non_existent_to_unprocessed,
+                dry_run,
+                idempotency_key,
+                expect,
+                request_id,
             )
         )
+
+    def revert(
+        self,
+        request_id: str,
+        *,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+        own_request_id: str | None = None,
+    ) -> BulkResult:
+        """Undo the call named ``request_id`` (leadstore): its items carry ``reverted`` and
+        ``kept``. ``own_request_id`` names the revert itself, which can be reverted in turn."""
+        return self._send(_calls.revert(request_id, dry_run, idempotency_key, own_request_id))
 
     def create_lead(self, fields: LeadFields) -> str:
         """Create a lead; returns its ProspectId."""
@@ -209,13 +230,32 @@ class AsyncClient(_Base):
         dry_run: bool = False,
         idempotency_key: str | None = None,
         expect: Sequence[LeadFields | None] | None = None,
+        request_id: str | None = None,
     ) -> BulkResult:
         """See ``Client.bulk_update``."""
         return await self._send(
             _calls.bulk_update(
-                leads, search_by, options, push_non_existent_to_unprocessed, dry_run, idempotency_key, expect
+                leads,
+                search_by,
+                options,
+                push_non_existent_to_unprocessed,
+                dry_run,
+                idempotency_key,
+                expect,
+                request_id,
             )
         )
+
+    async def revert(
+        self,
+        request_id: str,
+        *,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+        own_request_id: str | None = None,
+    ) -> BulkResult:
+        """See ``Client.revert``."""
+        return await self._send(_calls.revert(request_id, dry_run, idempotency_key, own_request_id))
 
     async def create_lead(self, fields: LeadFields) -> str:
         return await self._send(_calls.create_lead(fields))

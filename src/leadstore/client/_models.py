@@ -34,6 +34,13 @@ class Outcome(StrEnum):
     UNPROCESSED = "UnProcessed"
 
 
+class KeptField(_Wire):
+    """A field a revert left alone: ``changed_by`` is the request id of its latest change."""
+
+    attribute: str = Field(alias="Attribute")
+    changed_by: str | None = Field(None, alias="ChangedBy")
+
+
 class BulkItem(_Wire):
     identifier: str = Field(alias="Identifier")
     identifier_value: Any = Field(alias="IdentifierValue")
@@ -46,6 +53,10 @@ class BulkItem(_Wire):
     changed_fields: list[str] | None = Field(None, alias="ChangedFields")
     """On a successful lead, the fields the call changed; [] when it held every value already
     (a leadstore extension)."""
+    reverted: list[str] | None = Field(None, alias="Reverted")
+    """In a revert's answer: the fields put back to their value before the reverted call."""
+    kept: list[KeptField] | None = Field(None, alias="Kept")
+    """In a revert's answer: the fields changed since the reverted call, left as they are."""
 
 
 class BulkStatus(_Wire):
