@@ -21,10 +21,12 @@ bench/README.md.
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,13 +45,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import probes, raw  # noqa: E402
-from bench.dataset import HISTORY_ROWS, Prepared, prepare  # noqa: E402
+from bench.dataset import HISTORY_ROWS, Prepared, email, prepare  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/leadstore_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 LUA = ROOT / "bench" / "bulk.lua"
 BULK = "/v2/LeadManagement.svc/Lead/Bulk/UpdateV2"
+REVERT = "/v2/LeadManagement.svc/Lead/Bulk/Revert"
+REVERT_ROUNDS = 100
 PG_WORKERS = 2
 CONNECTIONS = 16
 EVERYDAY_EXTRA_CONNECTIONS = 64  # at the largest size only
@@ -280,6 +284,42 @@ class Phases:
             "failure": result["failure"] or None,
         }
 
+    def revert_cost(self, rounds: int) -> dict[str, Any]:
+        """A 25-lead everyday call and the revert of it, one after the other on one connection:
+        each one's latency with nothing to wait for, side by side."""
+        self._fresh()
+        revert_target = self.target.replace(BULK, REVERT)
+        times: dict[str, list[float]] = {"bulk": [], "revert": []}
+        with httpx.Client(timeout=30) as http:
+            for r in range(rounds):
+                first = random.randrange(self.leads - 25)
+                fields = {"FirstName": f"Rev{r}", "LastName": f"Ert{r}", "JobTitle": f"Revert {r}"}
+                body = {
+                    "SearchByKey": "EmailAddress",
+                    "LeadPropertiesList": [
+                        {
+                            "Fields": [{"Attribute": "EmailAddress", "Value": email(first + i)}]
+                            + [{"Attribute": k, "Value": v} for k, v in fields.items()]
+                        }
+                        for i in range(25)
+                    ],
+                }
+                request_id = f"bench-revert-{uuid.uuid4().hex}"
+                for name, url, payload in (
+                    ("bulk", self.target, body),
+                    ("revert", revert_target, {"RequestId": request_id}),
+                ):
+                    start = time.perf_counter()
+                    answer = http.post(url, json=payload, headers={"X-Request-Id": request_id})
+                    times[name].append((time.perf_counter() - start) * 1000)
+                    if answer.status_code != 200 or answer.json()["Status"]["SuccessCount"] != 25:
+                        raise RuntimeError(f"the {name} of round {r} did not change 25 leads: {answer.text[:300]}")
+        return {
+            "rounds": rounds,
+            "bulk_p50_ms": round(statistics.median(times["bulk"]), 2),
+            "revert_p50_ms": round(statistics.median(times["revert"]), 2),
+        }
+
     def paced(self, workload: str, seconds: float, rate: float) -> dict[str, Any]:
         """The workload at ``rate`` calls/s, from PACED_CONNECTIONS connections each pausing a
         random time between calls. Each connection runs call, pause, call ...: rate =
@@ -311,6 +351,7 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
     server = Server(database, url, RESULTS / f"server-{database}-{leads}.log")
     phases = Phases(database, url, server, prepared, leads)
     by_workload: dict[str, list[dict[str, Any]]] = {}
+    revert_cost: dict[str, Any] | None = None
     try:
         phases.warm_up()
         for workload in workloads:
@@ -326,6 +367,9 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
             log(f"{label} {workload} at half peak ({peak / 2:.0f} calls/s) ...")
             runs.append(phases.paced(workload, args.seconds, peak / 2))
             by_workload[workload] = runs
+        if leads == args.largest:
+            log(f"{label} a 25-lead call and its revert, {REVERT_ROUNDS} times ...")
+            revert_cost = phases.revert_cost(REVERT_ROUNDS)
     finally:
         phases.close()
         server.stop()
@@ -351,7 +395,9 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
         "leads_seconds": round(prepared.leads_seconds, 1),
         "history_seconds": round(prepared.history_seconds, 1),
     }
-    return {"rows": rows, "preparation": preparation}
+    if revert_cost is not None:
+        revert_cost.update(database=database, leads=leads)
+    return {"rows": rows, "preparation": preparation, "revert": revert_cost}
 
 
 def summarize(database: str, leads: int, workload: str, runs: list[dict[str, Any]], raw_lps: float) -> dict[str, Any]:
@@ -471,6 +517,7 @@ def main() -> None:
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     preparation = []
+    reverts = []
     for database in args.databases.split(","):
         for leads in sizes:
             chosen = workloads if leads == args.largest else [w for w in workloads if w == "everyday"]
@@ -479,8 +526,15 @@ def main() -> None:
             measured = measure(database, leads, chosen, args)
             rows += measured["rows"]
             preparation.append(measured["preparation"])
+            if measured["revert"] is not None:
+                reverts.append(measured["revert"])
     judge(rows, args.largest)
     print_table(rows)
+    for cost in reverts:
+        print(
+            f"{cost['database']:<10} {cost['leads']:>10,}  a 25-lead call p50 {cost['bulk_p50_ms']} ms, "
+            f"its revert p50 {cost['revert_p50_ms']} ms ({cost['rounds']} each, one connection)"
+        )
     print(
         json.dumps(
             {
@@ -490,6 +544,7 @@ def main() -> None:
                 "seconds": args.seconds,
                 "total_minutes": round((time.monotonic() - started) / 60, 1),
                 "preparation": preparation,
+                "revert": reverts,
                 "results": rows,
             }
         )
