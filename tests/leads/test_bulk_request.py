@@ -176,3 +176,24 @@ def test_unknown_options_are_ignored(api: Api, two_leads: list[str]) -> None:
     )
     assert response.status_code == 200, response.text
     assert api.lead(two_leads[0])["FirstName"] == "Annie"
+
+
+def test_numbers_and_booleans_are_values_in_bulk_too(api: Api) -> None:
+    api.create_lead(EmailAddress="num@example.com")
+    body = {
+        "SearchByKey": "EmailAddress",
+        "LeadPropertiesList": [
+            {
+                "Fields": [
+                    {"Attribute": "EmailAddress", "Value": "num@example.com"},
+                    {"Attribute": "Score", "Value": 42},
+                    {"Attribute": "DoNotCall", "Value": True},
+                ],
+                "Expect": [{"Attribute": "Score", "Value": None}],
+            }
+        ],
+    }
+    answer = api.post("/Lead/Bulk/UpdateV2", json=body).json()
+    assert answer["Details"]["SuccessfulLeads"][0]["ChangedFields"] == ["Score", "DoNotCall"]
+    lead = api.get("/Leads.GetByEmailaddress", params={"emailaddress": "num@example.com"}).json()[0]
+    assert (lead["Score"], lead["DoNotCall"]) == ("42", "1")

@@ -115,8 +115,27 @@ class TestCreate:
         assert response.status_code == 200
         assert api.lead(response.json()["Message"]["Id"])["FirstName"] == "Lower"
 
-    def test_value_must_be_a_string_or_null(self, api: Api) -> None:
-        response = api.post("/Lead.Create", json=[{"Attribute": "Score", "Value": 33}])
+    @pytest.mark.parametrize(
+        ("value", "stored"), [(33, "33"), (3.5, "3.5"), (-0.25, "-0.25"), (10**12, "1000000000000")]
+    )
+    def test_a_number_is_taken_as_the_text_json_wrote(self, api: Api, value: float, stored: str) -> None:
+        response = api.post("/Lead.Create", json=[{"Attribute": "Score", "Value": value}, *pairs(Company=value)])
+        assert response.status_code == 200, response.text
+        lead = api.lead(response.json()["Message"]["Id"])
+        assert (lead["Score"], lead["Company"]) == (stored, stored)
+
+    def test_a_boolean_is_true_or_false(self, api: Api) -> None:
+        body = [{"Attribute": "DoNotCall", "Value": True}, {"Attribute": "DoNotEmail", "Value": False}]
+        response = api.post("/Lead.Create", json=body)
+        assert response.status_code == 200, response.text
+        lead = api.lead(response.json()["Message"]["Id"])
+        assert (lead["DoNotCall"], lead["DoNotEmail"]) == ("1", "0")
+        refused = api.post("/Lead.Create", json=[{"Attribute": "Score", "Value": True}])
+        assert_error(refused, 500, "MXInvalidInputException")  # "true" is no number
+
+    @pytest.mark.parametrize("value", [{"n": 1}, [1], []])
+    def test_an_object_or_an_array_is_no_value(self, api: Api, value: object) -> None:
+        response = api.post("/Lead.Create", json=[{"Attribute": "Score", "Value": value}])
         assert_error(response, 400, "MXInvalidInputException")
 
     def test_custom_field_added_at_run_time_is_writable(self, api: Api, db: Database) -> None:

@@ -24,6 +24,8 @@ from leadstore.client._models import BulkResult, Change, FieldMetadata, Lead, Ra
 
 T = TypeVar("T")
 
+# A value as a write may send it: a string, or a JSON number or boolean (read back as a string).
+Value = str | int | float | bool | None
 LM = "/v2/LeadManagement.svc"
 AUTH = "/v2/Authentication.svc"
 
@@ -54,7 +56,7 @@ def api_root(base_url: str) -> str:
     return root[: -len("/v2")] if root.endswith("/v2") else root
 
 
-def pairs(fields: Mapping[str, str | None]) -> list[dict[str, str | None]]:
+def pairs(fields: Mapping[str, Value]) -> list[dict[str, Value]]:
     return [{"Attribute": name, "Value": value} for name, value in fields.items()]
 
 
@@ -67,13 +69,13 @@ def _first_lead(data: Any, request_id: str | None) -> Lead | None:
 
 
 def bulk_update(
-    leads: Iterable[Mapping[str, str | None]],
+    leads: Iterable[Mapping[str, Value]],
     search_by: str | None,
     options: Mapping[str, Any] | None,
     push_non_existent_to_unprocessed: bool | None,
     dry_run: bool,
     idempotency_key: str | None,
-    expect: Sequence[Mapping[str, str | None] | None] | None = None,
+    expect: Sequence[Mapping[str, Value] | None] | None = None,
     request_id: str | None = None,
 ) -> Call[BulkResult]:
     items: list[dict[str, Any]] = [{"Fields": pairs(lead)} for lead in leads]
@@ -111,16 +113,16 @@ def _ids(idempotency_key: str | None, request_id: str | None) -> dict[str, str]:
     return headers
 
 
-def create_lead(fields: Mapping[str, str | None]) -> Call[str]:
+def create_lead(fields: Mapping[str, Value]) -> Call[str]:
     return Call("POST", f"{LM}/Lead.Create", lambda data, _: str(data["Message"]["Id"]), json=pairs(fields))
 
 
-def update_lead(lead_id: str, fields: Mapping[str, str | None]) -> Call[int]:
+def update_lead(lead_id: str, fields: Mapping[str, Value]) -> Call[int]:
     read: Callable[[Any, str | None], int] = lambda data, _: int(data["Message"]["AffectedRows"])  # noqa: E731
     return Call("POST", f"{LM}/Lead.Update", read, params={"leadId": lead_id}, json=pairs(fields))
 
 
-def create_or_update_lead(fields: Mapping[str, str | None], search_by: str | None) -> Call[str]:
+def create_or_update_lead(fields: Mapping[str, Value], search_by: str | None) -> Call[str]:
     body = pairs(fields)
     if search_by is not None:
         body.append({"Attribute": "SearchBy", "Value": search_by})

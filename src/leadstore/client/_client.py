@@ -13,7 +13,7 @@ from leadstore.client._models import BulkResult, Change, FieldMetadata, Lead, Ra
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 
-LeadFields = Mapping[str, str | None]
+LeadFields = Mapping[str, str | int | float | bool | None]
 
 
 class _Base:

@@ -45,9 +45,21 @@ def parse_pairs(fields: Any, where: str) -> Pairs:
         if type(attribute) is not str or not attribute:
             raise InvalidRequest(f"{where}[{j}].Attribute must be a non-empty string, the field's schema name")
         if value is not None and type(value) is not str:
-            raise InvalidRequest(f'{where}[{j}].Value must be a string or null, e.g. "33" rather than 33')
+            value = _as_text(value, f"{where}[{j}].Value")
         pairs.append((attribute, value))
     return pairs
+
+
+def _as_text(value: Any, where: str) -> str:
+    """A JSON number or boolean as text (spec 1): the number as JSON wrote it (42, 3.5), a
+    boolean as true or false; then validated as any string. An object or an array is no value."""
+    if type(value) is bool:
+        return "true" if value else "false"
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    raise InvalidRequest(f"{where} must be a string, a number, true, false or null; objects and arrays are no value")
 
 
 def parse_fields(
