@@ -194,3 +194,13 @@ def test_a_malformed_revert_is_400(api: Api, body: Any) -> None:
     response = api.post(REVERT, json=body)
     assert response.status_code == 400
     assert response.json()["ExceptionType"] == "MXInvalidInputException"
+
+
+def test_a_call_whose_every_field_changed_since_keeps_them_all(api: Api, leads: dict[str, str]) -> None:
+    call = bulk(api, [{"EmailAddress": "ann@example.com", "JobTitle": "CEO"}])
+    later = bulk(api, [{"EmailAddress": "ann@example.com", "JobTitle": "Chair"}])
+    status, answer, _ = revert(api, call)
+    assert status == 200, answer
+    assert answer["Details"]["SuccessfulLeads"][0]["Reverted"] == []
+    assert answer["Details"]["SuccessfulLeads"][0]["Kept"] == [{"Attribute": "JobTitle", "ChangedBy": later}]
+    assert api.lead(leads["ann"])["JobTitle"] == "Chair"

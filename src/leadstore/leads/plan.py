@@ -59,7 +59,7 @@ class IdempotencyRecord:
     key: str
     body_hash: str
     created_at: datetime
-    expired_before: datetime  # older records are dropped by the same transaction
+    expired_before: datetime  # a record of the key older than this is replaced
 
 
 @dataclass(slots=True)

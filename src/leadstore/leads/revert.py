@@ -106,11 +106,9 @@ class Revert:
             extra = {"Kept": [{"Attribute": name, "ChangedBy": by} for name, by in kept.items()]}
             items.append(Item(index, row["prospect_id"], failure, extra))
             if failure is None:
-                lead = LeadWrite(
-                    index, lead_id, {columns.setdefault(f, len(columns)): old for f, (old, _) in back.items()}
-                )
-                lead.expect = {columns.setdefault(f, len(columns)): now for f, (_, now) in back.items()}
-                leads.append(lead)
+                values = {columns.setdefault(f, len(columns)): old for f, (old, _) in back.items()}
+                expect = {columns.setdefault(f, len(columns)): now for f, (_, now) in back.items()}
+                leads.append(LeadWrite(index, lead_id, values, expect=expect or None))
         answer = Answer("ProspectId", items, changed_as="Reverted")
         id_field = self.registry.get("ProspectAutoId")
         assert id_field is not None  # a system field

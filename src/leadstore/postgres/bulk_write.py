@@ -1,5 +1,5 @@
-"""PostgreSQL: a bulk write (``leadstore.leads.plan``) on a psycopg connection. Every lead write
-and every history row on PostgreSQL is made by ``_STATEMENT``'s one statement.
+"""PostgreSQL: a bulk write (``leadstore.leads.plan``) on a connection. Every lead write and every
+history row on PostgreSQL is made by ``_statement``'s one statement.
 
 The statement locks the leads found by key in id order (m), keeps each given value that differs
 from the stored one (h) and chains those changes on from each lead's newest (c), then updates the
@@ -66,12 +66,12 @@ def _check(conn: Connection, write: BulkWrite) -> tuple[dict[int, LeadResult], l
     """Lock the leads, and fail those whose unique values other leads hold or whose OwnerId is
     no user; the leads left to write, and those to create."""
     keys = sorted({lead.key for lead in write.leads}, key=str)
-    names = ", ".join(quote(c.name) for c in write.columns)
+    names = "".join(f", {quote(c.name)}" for c in write.columns)
     scope = " AND owner_id = ANY(%s)" if write.owners is not None else ""
     params: list[Any] = [keys] if write.owners is None else [keys, list(write.owners)]
     rows = _rows(
         conn,
-        f"SELECT {quote(write.key.name)}, auto_id, last_change_id, {names} FROM {quote(write.table)} "
+        f"SELECT {quote(write.key.name)}, auto_id, last_change_id{names} FROM {quote(write.table)} "
         f"WHERE {quote(write.key.name)} = ANY(%s){scope} ORDER BY auto_id FOR UPDATE",
         params,
     )
