@@ -4,6 +4,9 @@ rules, request ids, and the API docs."""
 import httpx
 import pytest
 
+from leadstore.app import create_app
+from leadstore.config import Settings
+from leadstore.leads.outcomes import ReasonCode
 from leadstore.users.service import Credentials
 from tests.helpers import LM, Api, LiveServer
 
@@ -200,3 +203,23 @@ class TestDocs:
         assert response.status_code == 200
         assert "text/html" in response.headers["content-type"]
         assert "/openapi.json" in response.text
+
+
+def _refs(node: object) -> set[str]:
+    if isinstance(node, dict):
+        return {node["$ref"]} if "$ref" in node else set().union(*(_refs(v) for v in node.values()), set())
+    if isinstance(node, list):
+        return set().union(*(_refs(v) for v in node), set())
+    return set()
+
+
+def test_every_reference_of_the_api_document_resolves_and_the_bulk_answers_have_schemas(settings: Settings) -> None:
+    document = create_app(settings).openapi()
+    schemas = document["components"]["schemas"]
+    assert {ref for ref in _refs(document) if ref.removeprefix("#/components/schemas/") not in schemas} == set()
+    for path in ("/Lead/Bulk/UpdateV2", "/Lead/Bulk/Revert"):
+        answers = document["paths"][f"/v2/LeadManagement.svc{path}"]["post"]["responses"]
+        assert answers["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/BulkAnswer"}
+        assert {"400", "401", "429"} <= set(answers)
+    assert set(schemas["ReasonCode"]["enum"]) == {code.value for code in ReasonCode}
+    assert "Expect" in schemas["BulkLead"]["properties"]

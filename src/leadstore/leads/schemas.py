@@ -1,7 +1,11 @@
 """Request shapes, for the API documentation. Bodies are checked by hand on the hot path (see
 ``leads.bulk.parse_request``), so that every error names its exact position."""
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from leadstore.leads.outcomes import ReasonCode as Code
 
 
 class AttributeValue(BaseModel):
@@ -84,3 +88,48 @@ class RevertRequestBody(BaseModel):
 
     RequestId: str = Field(description="The X-Request-Id of the call to undo")
     Options: RevertOptions | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error, in LeadSquared's envelope."""
+
+    Status: Literal["Error"]
+    ExceptionType: str = Field(description="LeadSquared's name for the error, e.g. MXInvalidInputException")
+    ExceptionMessage: str = Field(description="What was wrong and how to fix it")
+
+
+class BulkStatus(BaseModel):
+    TotalCount: int = Field(description="Leads sent (for a revert: leads the reverted call changed)")
+    SuccessCount: int
+    FailureCount: int
+    UnProcessedCount: int | None = Field(None, description="Only with PushNonExistentLeadsToUnProcessedList")
+    Message: Literal["Processed", "Error"] = Field(description="Processed when at least one lead succeeded")
+
+
+class KeptField(BaseModel):
+    Attribute: str
+    ChangedBy: str = Field(description="The request id of the field's latest change")
+
+
+class BulkItem(BaseModel):
+    Identifier: str = Field(description="The key's schema name (a revert's: ProspectId)")
+    IdentifierValue: Any = Field(description="The key's value as sent")
+    Index: int = Field(description="(leadstore) The lead's position in LeadPropertiesList (of the reverted call)")
+    Reason: str | None = Field(None, description="Why the lead failed or was not processed")
+    ReasonCode: Code | None = Field(None, description="(leadstore) A stable code for Reason")
+    ChangedFields: list[str] | None = Field(None, description="(leadstore) The fields the call changed")
+    Reverted: list[str] | None = Field(None, description="(leadstore, revert) The fields put back")
+    Kept: list[KeptField] | None = Field(None, description="(leadstore, revert) The fields changed since")
+
+
+class BulkDetails(BaseModel):
+    SuccessfulLeads: list[BulkItem] | None = None
+    FailedLeads: list[BulkItem] | None = None
+    UnProcessedLeads: list[BulkItem] | None = None
+
+
+class BulkAnswer(BaseModel):
+    """Every lead sent is in exactly one list; lists that would be empty are left out."""
+
+    Status: BulkStatus
+    Details: BulkDetails
