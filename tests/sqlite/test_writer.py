@@ -313,7 +313,8 @@ def test_a_dry_run_and_a_taken_key_write_nothing_and_the_others_of_their_batch_c
 
 def test_statements_per_write_do_not_grow_with_leads(path: Path) -> None:
     """One lookup, one query per unique field written, one of the owners, one UPDATE per set of
-    changed columns, the newest history id and one INSERT of history rows, however many leads."""
+    changed columns, the newest history id, one INSERT of history rows and one of the call's
+    record, however many leads."""
     conn = connect(str(path), "FULL")
     seen: list[str] = []
     conn.set_trace_callback(seen.append)
@@ -334,4 +335,4 @@ def test_statements_per_write_do_not_grow_with_leads(path: Path) -> None:
     one, three = statements(1), statements(3)
     conn.close()
     assert one == three, (one, three)
-    assert len(one) == 5, one  # no owner is written here
+    assert len(one) == 6, one  # no owner is written here; the call's record (lead_calls) is
