@@ -209,17 +209,18 @@ class TestFieldAdd:
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         wait_until(lambda: self.metadata(api, "mx_Tier") != [], timeout=1.0)
-        assert self.metadata(api, "mx_Tier") == [
-            {
-                "SchemaName": "mx_Tier",
-                "DisplayName": "Customer tier",
-                "DataType": "Select",
-                "IsMandatory": True,
-                "MaxLength": "",
-                "Options": [{"Value": "Gold"}, {"Value": "Silver"}],
-                "IsUnique": False,
-            }
-        ]
+        (tier,) = self.metadata(api, "mx_Tier")
+        assert {
+            k: tier[k] for k in ("SchemaName", "DisplayName", "DataType", "IsMandatory", "Options", "IsUnique")
+        } == {
+            "SchemaName": "mx_Tier",
+            "DisplayName": "Customer tier",
+            "DataType": "Select",
+            "IsMandatory": True,
+            "Options": [{"Value": "Gold"}, {"Value": "Silver"}],
+            "IsUnique": False,
+        }
+        assert (tier["MaxLength"], tier["RenderType"], tier["RenderTypeTextValue"]) == ("6", 13, "Dropdown")
         refused = api.post("/Lead.Create", json=[{"Attribute": "FirstName", "Value": "A"}])
         assert refused.json()["ExceptionType"] == "MXMandatoryAttributeMissingException"
         assert api.lead(api.create_lead(mx_Tier="gold"))["mx_Tier"] == "Gold"

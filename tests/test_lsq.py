@@ -143,3 +143,39 @@ def test_lsq_sees_leadsquared_errors(proxy: TunnelProxy, lsq_keys: Credentials) 
     assert isinstance(answer, str)  # lsq turns a non-200 answer into a message with the body
     assert "MXDuplicateEntryException" in answer
     assert "A Lead with same Email already exists." in answer
+
+
+def test_lsq_captures_creates_or_updates_in_bulk_and_reads_by_ids(proxy: TunnelProxy, lsq_keys: Credentials) -> None:
+    captured = CreateLead().capture(
+        [
+            {"Attribute": "FirstName", "Value": "Bret"},
+            {"Attribute": "EmailAddress", "Value": "bret.lee@australia.com"},
+            {"Attribute": "SearchBy", "Value": "EmailAddress"},
+        ]
+    )
+    assert isinstance(captured, dict), captured
+    assert captured["Message"]["IsCreated"] is True
+    bret = captured["Message"]["RelatedId"]
+    again = CreateLead().capture(
+        [{"Attribute": "EmailAddress", "Value": "bret.lee@australia.com"}, {"Attribute": "LastName", "Value": "Lee"}]
+    )
+    assert (again["Message"]["RelatedId"], again["Message"]["IsCreated"]) == (bret, False)
+
+    rows = CreateLead().createorupdatebulk(
+        [
+            [{"Attribute": "EmailAddress", "Value": "bret.lee@australia.com"}, {"Attribute": "Company", "Value": "A"}],
+            [
+                {"Attribute": "EmailAddress", "Value": "new@australia.com"},
+                {"Attribute": "SearchBy", "Value": "EmailAddress"},
+            ],
+        ]
+    )
+    assert isinstance(rows, list), rows
+    assert [(r["RowNumber"], r["LeadCreated"], r["LeadUpdated"]) for r in rows] == [(1, False, True), (2, True, False)]
+    assert rows[0]["LeadId"] == bret
+
+    found = RetriveLead().leadidbulk(
+        {"SearchParameters": {"LeadIds": [bret, rows[1]["LeadId"]]}, "Columns": {"Include_CSV": "FirstName, LastName"}}
+    )
+    assert found["RecordCount"] == 2
+    assert found["Leads"][0] == {"ProspectID": bret, "FirstName": "Bret", "LastName": "Lee"}

@@ -26,6 +26,7 @@ from leadstore.ops import routes as ops_routes
 from leadstore.ops.metrics import Metrics, MetricsMiddleware
 from leadstore.ratelimit import MemoryRateLimiter, RateLimiter
 from leadstore.state import AppState
+from leadstore.users import routes as user_routes
 
 log = logging.getLogger("leadstore")
 GIL_SWITCH_SECONDS = 0.0002
@@ -141,5 +142,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees every final status
     app.include_router(lead_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(user_routes.router)
     app.include_router(ops_routes.router)
     return app

@@ -2,6 +2,7 @@
 calls`` lists the calls that changed leads; against a live server."""
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from leadstore.cli.main import app
+from leadstore.config import get_settings
 from leadstore.db import Database
 from leadstore.users.service import Credentials
 from tests.client.test_bulk_update_cli import keys_env, read_report, seed, stored, write_csv
@@ -16,12 +18,14 @@ from tests.helpers import LiveServer
 
 
 @pytest.fixture
-def cli(server: LiveServer, admin: Credentials, database_url: str) -> Any:
+def cli(server: LiveServer, admin: Credentials, database_url: str) -> Iterator[Any]:
     def run(*args: str | Path) -> Result:
         env = {**keys_env(server.base_url, admin), "LEADSTORE_DATABASE_URL": database_url}
         return CliRunner().invoke(app, list(map(str, args)), env=env)
 
-    return run
+    get_settings.cache_clear()  # the administrative commands read the database URL once a process
+    yield run
+    get_settings.cache_clear()
 
 
 def test_a_run_is_undone_from_its_report_and_listed_in_the_history(cli: Any, db: Database, tmp_path: Path) -> None:

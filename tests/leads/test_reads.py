@@ -262,16 +262,23 @@ class TestMetadata:
         assert response.status_code == 200
         fields = {f["SchemaName"]: f for f in response.json()}
         assert set(fields) == {f.schema_name for f in SYSTEM_FIELDS}
-        assert fields["EmailAddress"] == {
+        email = fields["EmailAddress"]
+        assert {
+            k: email[k] for k in ("SchemaName", "DisplayName", "DataType", "IsMandatory", "Options", "IsUnique")
+        } == {
             "SchemaName": "EmailAddress",
             "DisplayName": "Email",
             "DataType": "Email",
             "IsMandatory": False,
-            "MaxLength": fields["EmailAddress"]["MaxLength"],
             "Options": [],
             "IsUnique": True,
         }
+        # LeadSquared's documented keys, on every field.
+        documented = {"Entity", "Name", "RenderType", "RenderTypeTextValue", "IsVisible", "IsSearchable", "IsSortable"}
+        assert all(documented <= set(f) for f in fields.values())
+        assert (fields["Phone"]["RenderType"], fields["Phone"]["RenderTypeTextValue"]) == (6, "Phone")
         assert fields["FirstName"]["MaxLength"] == "200"
+        assert all(f["MaxLength"].isdigit() for f in fields.values())  # a MaxLength for every field
         assert fields["ProspectStage"]["Options"] == [
             {"Value": "Prospect"},
             {"Value": "Opportunity"},
@@ -295,15 +302,14 @@ class TestMetadata:
 
         wait_until(listed, timeout=1.0)
         [tier] = api.get("/LeadsMetaData.Get", params={"schemaName": "mx_Tier"}).json()
-        assert tier == {
+        assert {k: tier[k] for k in ("SchemaName", "DisplayName", "DataType", "IsMandatory", "Options")} == {
             "SchemaName": "mx_Tier",
             "DisplayName": "Tier",
             "DataType": "Select",
             "IsMandatory": True,
-            "MaxLength": "",
             "Options": [{"Value": "Gold"}, {"Value": "Silver"}],
-            "IsUnique": False,
         }
+        assert (tier["MaxLength"], tier["RenderTypeTextValue"]) == ("6", "Dropdown")
 
 
 class TestUserByAccessKey:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from leadstore.auth.dependencies import CurrentPrincipal, current_principal, query_param
 from leadstore.auth.principal import Principal
 from leadstore.errors import InvalidRequest
-from leadstore.leads import bulk, revert, search, service
+from leadstore.leads import bulk, capture, revert, search, service
 from leadstore.leads.changes import parse_pairs
 from leadstore.leads.idempotency import IdempotencyGuard
 from leadstore.leads.outcomes import REASON_CODE_MEANINGS
@@ -20,7 +20,9 @@ from leadstore.leads.plan import IdempotencyRecord, KeyTaken
 from leadstore.leads.schemas import (
     AttributeValue,
     BulkAnswer,
+    BulkFieldUpdate,
     BulkUpdateRequest,
+    ByIdsRequest,
     ErrorEnvelope,
     LeadsGetRequest,
     RevertRequestBody,
@@ -188,6 +190,75 @@ async def create_or_update_lead(request: Request, principal: CurrentPrincipal) -
     state, pairs = app_state(request), await _pairs(request)
     lead_id = await service.create_or_update(state.catalog.snapshot(), principal, pairs, request.state.request_id)
     return json_response({"Status": "Success", "Message": {"Id": lead_id, "AffectedRows": 1}})
+
+
+@router.post("/Lead.Capture", openapi_extra={"requestBody": {"content": {"application/json": {"schema": _PAIRS}}}})
+async def capture_lead(request: Request, principal: CurrentPrincipal) -> Response:
+    """Update the lead found by `SearchBy`, else by ProspectId, EmailAddress, then Phone, as
+    `LeadUpdateBehavior` says (DoNotUpdate, UpdateOnlyEmptyFields, DoNotUpdateUniqueFields), or
+    create it."""
+    state, pairs = app_state(request), await _pairs(request)
+    behavior = capture.behavior_of(query_param(request, "LeadUpdateBehavior"))
+    lead_id, created = await capture.capture(
+        state.catalog.snapshot(), principal, pairs, behavior, request.state.request_id
+    )
+    return json_response({"Status": "Success", "Message": {"Id": lead_id, "RelatedId": lead_id, "IsCreated": created}})
+
+
+@router.post("/Lead/Bulk/CreateOrUpdate")
+async def bulk_create_or_update(request: Request, principal: CurrentPrincipal) -> Response:
+    """Update or create up to 25 leads, each an array of Attribute/Value pairs with an optional
+    `SearchBy` (default EmailAddress, then Phone): one answer per lead, in order, with
+    `RowNumber`, `LeadId`, `LeadCreated`, `LeadUpdated` and `AffectedRows` (and, for a lead that
+    failed, `ExceptionType` and `ExceptionMessage`)."""
+    state = app_state(request)
+    catalog = state.catalog.snapshot()
+    answers = await capture.create_or_update_many(
+        catalog, principal, await read_json(request), catalog.account.bulk_max_leads, request.state.request_id
+    )
+    return json_response(answers)
+
+
+@router.post("/Lead/Bulk/Update", openapi_extra=_body_schema(BulkFieldUpdate))
+async def bulk_update_field(request: Request, principal: CurrentPrincipal) -> Response:
+    """Set one field to one value on up to 50 leads by ProspectId (`LeadIds`, `LeadFields`)."""
+    state, body = app_state(request), await read_json(request)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("LeadIds"), list)
+        or not isinstance(body.get("LeadFields"), dict)
+    ):
+        raise InvalidRequest('The body must be {"LeadIds": [...], "LeadFields": {"Attribute": ..., "Value": ...}}')
+    pair = parse_pairs([body["LeadFields"]], "LeadFields")
+    affected = await capture.update_field(
+        state.catalog.snapshot(), principal, body["LeadIds"], pair, request.state.request_id
+    )
+    return json_response({"Status": "Success", "Message": {"AffectedRows": affected}})
+
+
+@router.post("/Leads/Retrieve/ByIds", openapi_extra=_body_schema(ByIdsRequest))
+async def leads_by_ids(request: Request, principal: CurrentPrincipal) -> Response:
+    """The leads with these ProspectIds (at most 10,000), with the columns asked: `RecordCount`
+    and `Leads`."""
+    state = app_state(request)
+    try:
+        body = ByIdsRequest.model_validate(await read_json(request))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidRequest(
+            f"Leads/Retrieve/ByIds body: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        ) from None
+    paging = body.Paging
+    answer = await run_in_threadpool(
+        search.by_ids,
+        state.catalog.snapshot(),
+        principal,
+        body.SearchParameters.LeadIds,
+        body.Columns.Include_CSV if body.Columns else None,
+        paging.PageIndex if paging else 1,
+        paging.PageSize if paging else search.MAX_PAGE_SIZE,
+    )
+    return json_response(answer)
 
 
 @router.get("/Leads.GetById")

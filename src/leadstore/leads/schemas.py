@@ -79,6 +79,21 @@ class LeadsGetRequest(BaseModel):
     Paging: LeadsGetPaging | None = None
 
 
+class LeadIds(BaseModel):
+    LeadIds: list[str] = Field(description="ProspectIds, at most 10,000")
+
+
+class ByIdsRequest(BaseModel):
+    SearchParameters: LeadIds
+    Columns: LeadsGetColumns | None = None
+    Paging: LeadsGetPaging | None = None
+
+
+class BulkFieldUpdate(BaseModel):
+    LeadIds: list[str] = Field(description="ProspectIds, at most 50")
+    LeadFields: AttributeValue = Field(description="The one field to set on every lead, and its value")
+
+
 class RevertOptions(BaseModel):
     DryRun: bool = Field(False, description="Check and report everything, write nothing")
 

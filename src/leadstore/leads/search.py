@@ -1,7 +1,7 @@
 """The read endpoints of spec section 5. A caller sees only the leads its scope allows and
 only the fields it may read; a hidden field can be neither shown, searched nor sorted on."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, String
 from leadstore.auth.principal import Principal
 from leadstore.catalog import CatalogSnapshot
 from leadstore.errors import InvalidRequest, shown
-from leadstore.fields.model import Field
+from leadstore.fields.model import DataType, Field
 from leadstore.fields.registry import read_name
 from leadstore.fields.validation import (
     DATETIME_FORMAT,
@@ -147,31 +147,122 @@ def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list
     page = repo.Page((q.page_index - 1) * q.page_size, q.page_size, sort, q.descending)
     with catalog.db.read() as conn:
         leads = _wire(catalog, principal, repo.matching(conn, catalog.fields, principal, field_, operator, value, page))
-    if q.columns:
-        wanted = {
-            read_name(_readable(catalog, principal, n.strip(), "Columns")) for n in q.columns.split(",") if n.strip()
-        }
-        wanted.add("ProspectID")
+    wanted = _wanted_columns(catalog, principal, q.columns)
+    if wanted is not None:
         leads = [{k: v for k, v in lead.items() if k in wanted} for lead in leads]
     return leads
 
 
+MAX_IDS = 10_000
+
+
+def by_ids(
+    catalog: CatalogSnapshot,
+    principal: Principal,
+    lead_ids: Sequence[str],
+    columns: str | None,
+    page_index: int = 1,
+    page_size: int = MAX_PAGE_SIZE,
+) -> dict[str, Any]:
+    """Leads/Retrieve/ByIds: the leads in reach among ``lead_ids``, in the order asked, with the
+    columns asked (ProspectID always), one page of them; RecordCount counts them all."""
+    if len(lead_ids) > MAX_IDS:
+        raise InvalidRequest(f"SearchParameters.LeadIds holds {len(lead_ids)} ids; at most {MAX_IDS} may be asked")
+    if not 1 <= page_size <= MAX_PAGE_SIZE or not 1 <= page_index <= MAX_PAGE_INDEX:
+        raise InvalidRequest(f"Paging needs PageIndex from 1 and PageSize from 1 to {MAX_PAGE_SIZE}")
+    wanted = _wanted_columns(catalog, principal, columns, strict=False)
+    keys = [key for raw in lead_ids if (key := lead_key(catalog, raw)) is not None]
+    with catalog.db.read() as conn:
+        rows = repo.find(conn, catalog.fields.table, "prospect_id", keys, principal)
+    by_key = {row["prospect_id"]: row for row in rows}
+    found = [by_key[key] for key in dict.fromkeys(keys) if key in by_key]
+    page = found[(page_index - 1) * page_size : page_index * page_size]
+    leads = _wire(catalog, principal, page)
+    if wanted is not None:
+        leads = [{k: v for k, v in lead.items() if k in wanted} for lead in leads]
+    return {"RecordCount": len(found), "Leads": leads}
+
+
+def _wanted_columns(
+    catalog: CatalogSnapshot, principal: Principal, columns: str | None, *, strict: bool = True
+) -> set[str] | None:
+    """The read names of ``columns`` (comma-separated schema names), ProspectID always; None for
+    every field the caller may read. Not ``strict``: a name that is no field the caller can read
+    is left out (LeadSquared's ByIds answers without such columns), rather than refused."""
+    if not columns or not columns.strip():
+        return None
+    names = [n.strip() for n in columns.split(",") if n.strip()]
+    if strict:
+        wanted = {read_name(_readable(catalog, principal, name, "Columns")) for name in names}
+    else:
+        fields = [catalog.fields.get(name) for name in names]
+        wanted = {read_name(f) for f in fields if f is not None and principal.can_read(f)}
+    return wanted | {"ProspectID"}
+
+
+# LeadSquared's render types: Phone 6, Dropdown 13 and Time 21 as its documentation shows them;
+# the others are this service's own numbers, with LeadSquared's names.
+_RENDER_TYPES = {
+    DataType.TEXT: (1, "Textbox"),
+    DataType.NUMBER: (3, "Number"),
+    DataType.EMAIL: (4, "Email"),
+    DataType.PHONE: (6, "Phone"),
+    DataType.WEBSITE: (7, "Website"),
+    DataType.DATE: (8, "Date"),
+    DataType.DATETIME: (9, "DateTime"),
+    DataType.BOOLEAN: (10, "Checkbox"),
+    DataType.SELECT: (13, "Dropdown"),
+    DataType.TIME: (21, "Time"),
+}
+# The longest value a field of a type without a length limit takes, in its stored form.
+_TYPE_MAX_LENGTH = {
+    DataType.NUMBER: 16,
+    DataType.PHONE: 20,
+    DataType.DATE: 10,
+    DataType.DATETIME: 19,
+    DataType.TIME: 5,
+    DataType.BOOLEAN: 1,
+}
+
+
+def _max_length(field_: Field) -> int:
+    if field_.effective_max_length is not None:
+        return field_.effective_max_length
+    if field_.data_type == DataType.SELECT:
+        return max((len(option) for option in field_.options), default=0)
+    return _TYPE_MAX_LENGTH.get(field_.data_type, 36)
+
+
 def metadata(catalog: CatalogSnapshot, principal: Principal, schema_name: str | None) -> list[dict[str, Any]]:
+    """LeadsMetaData.Get: the fields the caller may read, with LeadSquared's documented keys."""
     fields = [f for f in catalog.fields.fields if principal.can_read(f)]
     if schema_name:
         fields = [f for f in fields if f.key == schema_name.strip().lower()]
-    return [
-        {
+    answer = []
+    for f in fields:
+        render_type, render_name = _RENDER_TYPES[f.data_type]
+        item: dict[str, Any] = {
+            "Entity": "1",
             "SchemaName": f.schema_name,
             "DisplayName": f.display_name,
             "DataType": f.data_type.value,
             "IsMandatory": f.is_mandatory,
-            "MaxLength": str(f.effective_max_length or ""),
+            "MaxLength": str(_max_length(f)),
+            "Name": f.schema_name,
+            "EntityAttributeType": 1 if not f.schema_name.startswith("mx_") else 2,
+            "RenderType": render_type,
+            "RenderTypeTextValue": render_name,
+            "IsVisible": True,
+            "IsSearchable": f.is_unique,
+            "AllowMultiple": False,
+            "IsLeadIdentifier": f.schema_name in ("EmailAddress", "Phone", "Mobile", "ProspectId"),
+            "LockAfterCreate": 1 if f.server_managed else 0,
+            "IsSortable": True,
             "Options": [{"Value": option} for option in f.options],
             "IsUnique": f.is_unique,
         }
-        for f in fields
-    ]
+        answer.append(item)
+    return answer
 
 
 def change_history(
@@ -205,6 +296,24 @@ def find_one(catalog: CatalogSnapshot, principal: Principal, field_: Field, valu
     with catalog.db.read() as conn:
         rows = repo.find(conn, catalog.fields.table, field_.column, [value], principal, columns=["prospect_id"])
     return str(rows[0]["prospect_id"]) if rows else None
+
+
+def find_row(catalog: CatalogSnapshot, principal: Principal, field_: Field, value: Any) -> Mapping[str, Any] | None:
+    """The lead in reach whose unique ``field_`` holds ``value``, as stored."""
+    with catalog.db.read() as conn:
+        rows = repo.find(conn, catalog.fields.table, field_.column, [value], principal)
+    return rows[0] if rows else None
+
+
+def ids_by(catalog: CatalogSnapshot, principal: Principal, field_: Field, values: Sequence[Any]) -> dict[Any, str]:
+    """The ProspectIds of the leads in reach whose unique ``field_`` holds one of ``values``."""
+    if not values:
+        return {}
+    with catalog.db.read() as conn:
+        rows = repo.find(
+            conn, catalog.fields.table, field_.column, values, principal, columns=["prospect_id", field_.column]
+        )
+    return {row[field_.column]: str(row["prospect_id"]) for row in rows}
 
 
 def lead_key(catalog: CatalogSnapshot, prospect_id: str | None) -> str | None:

@@ -6,6 +6,7 @@ Validation failures answer as LeadSquared does on these endpoints: HTTP 500 with
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,11 @@ _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
     ReasonCode.FIELD_READ_ONLY: NotPermitted,
     ReasonCode.OWNER_NOT_PERMITTED: NotPermitted,
 }
+
+
+def values_of(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
+    """The stored values of ``pairs``; a broken rule as the single-lead endpoints answer it."""
+    return _values(catalog, principal, pairs)
 
 
 def _values(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
@@ -77,7 +83,7 @@ async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs
     search_by = [value for attribute, value in pairs if attribute.lower() == "searchby"]
     pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
     values = _values(catalog, principal, pairs)
-    key = _search_key(catalog, principal, search_by[0] if search_by else None, values)
+    key = search_key(catalog, principal, search_by[0] if search_by else None, values)
     if key is None or values.get(key) is None:  # nothing to find the lead by: a new lead
         key = catalog.fields.get("ProspectId")
         assert key is not None  # a system field
@@ -85,18 +91,20 @@ async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs
     return await _create_or_update(catalog, principal, key, values[key], values, request_id)
 
 
-async def _create_or_update(
-    catalog: CatalogSnapshot,
-    principal: Principal,
-    key: Field,
-    key_value: Any,
-    values: dict[Field, Any],
-    request_id: str,
-) -> str:
-    """Update the lead whose ``key`` holds ``key_value``, or create one with ``values``, in one
-    transaction: two calls creating the same lead cannot both create it. Its ProspectId."""
+@dataclass(frozen=True)
+class Creation:
+    """What creating a lead with some values would write, or why the caller may not create it."""
+
+    prospect_id: str
+    server_set: dict[str, Any]  # the columns the server sets: ProspectId, CreatedOn ...
+    values: dict[Field, Any]  # the values given, OwnerId defaulting to the caller
+    refusal: LeadstoreError | None
+
+
+def creation(catalog: CatalogSnapshot, principal: Principal, values: Mapping[Field, Any]) -> Creation:
+    """The one check every way of creating a lead shares (spec 5: every field rule applies)."""
     new_values = dict(values)
-    refusal: LeadstoreError | None = None  # why the caller may not create this lead, if it may not
+    refusal: LeadstoreError | None = None
     owner = catalog.fields.get("OwnerId")
     if owner is not None and new_values.get(owner) is None:
         new_values[owner] = principal.user_id
@@ -116,17 +124,56 @@ async def _create_or_update(
         "created_by": principal.user_id,
         "modified_by": principal.user_id,
     }
+    return Creation(prospect_id, server_set, new_values, refusal)
+
+
+async def _create_or_update(
+    catalog: CatalogSnapshot,
+    principal: Principal,
+    key: Field,
+    key_value: Any,
+    values: dict[Field, Any],
+    request_id: str,
+) -> str:
+    """Update the lead whose ``key`` holds ``key_value``, or create one with ``values``, in one
+    transaction: two calls creating the same lead cannot both create it. Its ProspectId."""
+    prospect_id, _created = await create_or_update_one(catalog, principal, key, key_value, values, request_id)
+    return prospect_id
+
+
+async def create_or_update_one(
+    catalog: CatalogSnapshot,
+    principal: Principal,
+    key: Field,
+    key_value: Any,
+    values: Mapping[Field, Any],
+    request_id: str,
+    *,
+    update: Mapping[Field, Any] | None = None,
+    expect: Mapping[Field, Any] | None = None,
+) -> tuple[str, bool]:
+    """``_create_or_update`` whose update may write other values than a create would
+    (``update``, under the preconditions ``expect``); the lead's ProspectId and whether it was
+    created."""
+    new = creation(catalog, principal, values)
     result = await _write(
-        catalog, principal, key, key_value, values, request_id, None if refusal else (server_set, new_values)
+        catalog,
+        principal,
+        key,
+        key_value,
+        values if update is None else update,
+        request_id,
+        None if new.refusal else (new.server_set, new.values),
+        expect,
     )
     if result is None:
-        raise refusal or LeadNotFound("Lead does not exist in the system")
+        raise new.refusal or LeadNotFound("Lead does not exist in the system")
     if result.created:
-        return prospect_id
+        return new.prospect_id, True
     found = await anyio.to_thread.run_sync(search.find_one, catalog, principal, key, key_value)
     if found is None:  # changed hands since: answer as for a lead out of reach
         raise LeadNotFound("Lead does not exist in the system")
-    return found
+    return found, False
 
 
 async def _write(
@@ -137,25 +184,35 @@ async def _write(
     values: Mapping[Field, Any],
     request_id: str,
     create: tuple[dict[str, Any], Mapping[Field, Any]] | None = None,
+    expect: Mapping[Field, Any] | None = None,
 ) -> LeadResult | None:
     """Write ``values`` to the lead whose ``key`` holds ``key_value`` (or, with ``create``,
     create it with those server-set columns and values if there is none), as a bulk call of one
     lead would; None when no such lead is in the caller's reach."""
-    fields = list(dict.fromkeys([*values, *(create[1] if create else ())]))
+    fields = list(dict.fromkeys([*values, *(create[1] if create else ()), *(expect or ())]))
     position = {f: i for i, f in enumerate(fields)}
     new = None if create is None else NewLead(create[0], {position[f]: v for f, v in create[1].items()})
     lead = LeadWrite(0, key_value, {position[f]: v for f, v in values.items()}, new)
+    if expect:
+        lead.expect = {position[f]: v for f, v in expect.items()}
     write = bulk.write_of(catalog.fields, principal, key, fields, [lead], request_id)
     result = (await catalog.db.write_bulk(write)).get(0)
     if result is None or not result.found:
         return None
     if result.failure is not None:
-        code, reason = result.failure
-        raise (DuplicateEntry if code == ReasonCode.DUPLICATE_VALUE else InvalidFieldValue)(reason)
+        raise error_of(result.failure)
     return result
 
 
-def _search_key(
+def error_of(failure: tuple[ReasonCode, str]) -> LeadstoreError:
+    """A lead's failure as the single-lead endpoints answer it."""
+    code, reason = failure
+    if code == ReasonCode.LEAD_NOT_FOUND:
+        return LeadNotFound("Lead does not exist in the system")
+    return _ERROR_FOR_CODE.get(code, InvalidFieldValue)(reason)
+
+
+def search_key(
     catalog: CatalogSnapshot, principal: Principal, name: str | None, values: Mapping[Field, Any]
 ) -> Field | None:
     if name:

@@ -4,6 +4,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection
@@ -11,6 +12,7 @@ from sqlalchemy import Connection
 from leadstore import catalog
 from leadstore.auth import keys
 from leadstore.auth.principal import ROLE_DEFAULT_ACCESS, LeadAccess, Principal, Role
+from leadstore.db import Database
 from leadstore.errors import AdminInputError
 from leadstore.fields.registry import FieldRegistry
 from leadstore.users import repository as repo
@@ -202,3 +204,62 @@ def load_principal(conn: Connection, user: dict[str, object]) -> Principal:
         read_only=read_only,
         hidden=hidden,
     )
+
+
+def _may_see(principal: Principal, user_id: str) -> bool:
+    """Administrators see every user; others themselves and whom they share a sales group with."""
+    return principal.role == Role.ADMINISTRATOR or user_id in principal.group_user_ids
+
+
+def _lsq_role(role: str) -> str:
+    return {"SalesUser": "Sales_User", "SalesManager": "Sales_Manager", "MarketingUser": "Marketing_User"}.get(
+        role, role
+    )
+
+
+def visible_user(
+    db: Database, principal: Principal, *, user_id: str | None = None, email: str | None = None
+) -> list[dict[str, Any]]:
+    """LeadSquared's user detail: [] for an unknown or inactive user, or one the caller may not see."""
+    with db.read() as conn:
+        if user_id:
+            row = repo.get_by_id(conn, user_id.strip())
+        elif email:
+            row = repo.get_by_email(conn, email.strip().lower())
+        else:
+            row = None
+        if row is None or not row["is_active"] or not _may_see(principal, str(row["id"])):
+            return []
+        groups = repo.group_names_of(conn, str(row["id"]))
+    return [
+        {
+            "UserId": row["id"],
+            "FirstName": row["first_name"],
+            "LastName": row["last_name"],
+            "EmailAddress": row["email"],
+            "Role": _lsq_role(str(row["role"])),
+            "IsPhoneCallAgent": False,
+            "Groups": [{"Id": name, "Name": name} for name in groups],
+        }
+    ]
+
+
+def visible_users(db: Database, principal: Principal) -> list[dict[str, Any]]:
+    """LeadSquared's user list: every user the caller may see, with its status (0 active)."""
+    with db.read() as conn:
+        rows = [row for row in repo.list_users(conn) if _may_see(principal, str(row["id"]))]
+        groups = {str(row["id"]): repo.group_names_of(conn, str(row["id"])) for row in rows}
+    return [
+        {
+            "ID": row["id"],
+            "FirstName": row["first_name"],
+            "LastName": row["last_name"],
+            "EmailAddress": row["email"],
+            "Role": _lsq_role(str(row["role"])),
+            "StatusCode": 0 if row["is_active"] else 1,
+            "MemberOfGroups": groups[str(row["id"])],
+            "Tag": None,
+            "IsPhoneCallAgent": False,
+        }
+        for row in rows
+    ]
