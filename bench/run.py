@@ -53,7 +53,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 LUA = ROOT / "bench" / "bulk.lua"
 BULK = "/v2/LeadManagement.svc/Lead/Bulk/UpdateV2"
 REVERT = "/v2/LeadManagement.svc/Lead/Bulk/Revert"
-REVERT_ROUNDS = 100
+BULK_CREATE_OR_UPDATE = "/v2/LeadManagement.svc/Lead/Bulk/CreateOrUpdate"
+LONE_ROUNDS = 100
 PG_WORKERS = 2
 CONNECTIONS = 16
 EVERYDAY_EXTRA_CONNECTIONS = 64  # at the largest size only
@@ -167,6 +168,14 @@ def wrk(
     result["leads_per_s"] = result["ok_leads"] / result["seconds"] if result["seconds"] else 0.0
     result["calls_per_s"] = result["requests"] / result["seconds"] if result["seconds"] else 0.0
     return result
+
+
+def _changed(answer: Any) -> int:
+    """How many leads a call's answer says it wrote: UpdateV2 and revert in SuccessCount,
+    Lead/Bulk/CreateOrUpdate one object per lead."""
+    if isinstance(answer, list):
+        return sum(1 for row in answer if row.get("LeadUpdated") or row.get("LeadCreated"))
+    return int(answer["Status"]["SuccessCount"])
 
 
 def min_window_ratio(per_second: list[list[int]]) -> float:
@@ -284,41 +293,41 @@ class Phases:
             "failure": result["failure"] or None,
         }
 
-    def revert_cost(self, rounds: int) -> dict[str, Any]:
-        """A 25-lead everyday call and the revert of it, one after the other on one connection:
+    def lone_costs(self, rounds: int) -> dict[str, Any]:
+        """On one connection, call after call: a 25-lead everyday call (Update Leads in Bulk v2),
+        the revert of that call, and the same 25 leads updated through Lead/Bulk/CreateOrUpdate;
         each one's latency with nothing to wait for, side by side."""
         self._fresh()
         revert_target = self.target.replace(BULK, REVERT)
-        times: dict[str, list[float]] = {"bulk": [], "revert": []}
+        create_or_update_target = self.target.replace(BULK, BULK_CREATE_OR_UPDATE)
+        times: dict[str, list[float]] = {"bulk": [], "revert": [], "create_or_update": []}
         with httpx.Client(timeout=30) as http:
             for r in range(rounds):
                 first = random.randrange(self.leads - 25)
                 fields = {"FirstName": f"Rev{r}", "LastName": f"Ert{r}", "JobTitle": f"Revert {r}"}
-                body = {
-                    "SearchByKey": "EmailAddress",
-                    "LeadPropertiesList": [
-                        {
-                            "Fields": [{"Attribute": "EmailAddress", "Value": email(first + i)}]
-                            + [{"Attribute": k, "Value": v} for k, v in fields.items()]
-                        }
-                        for i in range(25)
-                    ],
-                }
-                request_id = f"bench-revert-{uuid.uuid4().hex}"
-                for name, url, payload in (
-                    ("bulk", self.target, body),
+                leads = [
+                    [{"Attribute": "EmailAddress", "Value": email(first + i)}]
+                    + [{"Attribute": k, "Value": v} for k, v in fields.items()]
+                    for i in range(25)
+                ]
+                request_id = f"bench-lone-{uuid.uuid4().hex}"
+                again = [[*lead[:1], {"Attribute": "JobTitle", "Value": f"Again {r}"}] for lead in leads]
+                calls = (
+                    (
+                        "bulk",
+                        self.target,
+                        {"SearchByKey": "EmailAddress", "LeadPropertiesList": [{"Fields": f} for f in leads]},
+                    ),
                     ("revert", revert_target, {"RequestId": request_id}),
-                ):
+                    ("create_or_update", create_or_update_target, again),
+                )
+                for name, url, payload in calls:
                     start = time.perf_counter()
                     answer = http.post(url, json=payload, headers={"X-Request-Id": request_id})
                     times[name].append((time.perf_counter() - start) * 1000)
-                    if answer.status_code != 200 or answer.json()["Status"]["SuccessCount"] != 25:
-                        raise RuntimeError(f"the {name} of round {r} did not change 25 leads: {answer.text[:300]}")
-        return {
-            "rounds": rounds,
-            "bulk_p50_ms": round(statistics.median(times["bulk"]), 2),
-            "revert_p50_ms": round(statistics.median(times["revert"]), 2),
-        }
+                    if answer.status_code != 200 or _changed(answer.json()) != 25:
+                        raise RuntimeError(f"the {name} call of round {r} did not change 25 leads: {answer.text[:300]}")
+        return {"rounds": rounds, **{f"{name}_p50_ms": round(statistics.median(t), 2) for name, t in times.items()}}
 
     def paced(self, workload: str, seconds: float, rate: float) -> dict[str, Any]:
         """The workload at ``rate`` calls/s, from PACED_CONNECTIONS connections each pausing a
@@ -351,7 +360,7 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
     server = Server(database, url, RESULTS / f"server-{database}-{leads}.log")
     phases = Phases(database, url, server, prepared, leads)
     by_workload: dict[str, list[dict[str, Any]]] = {}
-    revert_cost: dict[str, Any] | None = None
+    lone: dict[str, Any] | None = None
     try:
         phases.warm_up()
         for workload in workloads:
@@ -368,8 +377,8 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
             runs.append(phases.paced(workload, args.seconds, peak / 2))
             by_workload[workload] = runs
         if leads == args.largest:
-            log(f"{label} a 25-lead call and its revert, {REVERT_ROUNDS} times ...")
-            revert_cost = phases.revert_cost(REVERT_ROUNDS)
+            log(f"{label} a 25-lead call, its revert and a Lead/Bulk/CreateOrUpdate call, {LONE_ROUNDS} times ...")
+            lone = phases.lone_costs(LONE_ROUNDS)
     finally:
         phases.close()
         server.stop()
@@ -395,9 +404,9 @@ def measure(database: str, leads: int, workloads: list[str], args: argparse.Name
         "leads_seconds": round(prepared.leads_seconds, 1),
         "history_seconds": round(prepared.history_seconds, 1),
     }
-    if revert_cost is not None:
-        revert_cost.update(database=database, leads=leads)
-    return {"rows": rows, "preparation": preparation, "revert": revert_cost}
+    if lone is not None:
+        lone.update(database=database, leads=leads)
+    return {"rows": rows, "preparation": preparation, "lone": lone}
 
 
 def summarize(database: str, leads: int, workload: str, runs: list[dict[str, Any]], raw_lps: float) -> dict[str, Any]:
@@ -517,7 +526,7 @@ def main() -> None:
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     preparation = []
-    reverts = []
+    lones = []
     for database in args.databases.split(","):
         for leads in sizes:
             chosen = workloads if leads == args.largest else [w for w in workloads if w == "everyday"]
@@ -526,14 +535,15 @@ def main() -> None:
             measured = measure(database, leads, chosen, args)
             rows += measured["rows"]
             preparation.append(measured["preparation"])
-            if measured["revert"] is not None:
-                reverts.append(measured["revert"])
+            if measured["lone"] is not None:
+                lones.append(measured["lone"])
     judge(rows, args.largest)
     print_table(rows)
-    for cost in reverts:
+    for cost in lones:
         print(
-            f"{cost['database']:<10} {cost['leads']:>10,}  a 25-lead call p50 {cost['bulk_p50_ms']} ms, "
-            f"its revert p50 {cost['revert_p50_ms']} ms ({cost['rounds']} each, one connection)"
+            f"{cost['database']:<10} {cost['leads']:>10,}  one connection, {cost['rounds']} each: a 25-lead "
+            f"UpdateV2 call p50 {cost['bulk_p50_ms']} ms, its revert {cost['revert_p50_ms']} ms, "
+            f"25 leads through Lead/Bulk/CreateOrUpdate {cost['create_or_update_p50_ms']} ms"
         )
     print(
         json.dumps(
@@ -544,7 +554,7 @@ def main() -> None:
                 "seconds": args.seconds,
                 "total_minutes": round((time.monotonic() - started) / 60, 1),
                 "preparation": preparation,
-                "revert": reverts,
+                "lone": lones,
                 "results": rows,
             }
         )
