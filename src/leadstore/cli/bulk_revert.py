@@ -8,13 +8,13 @@ were committed), each retried with the same Idempotency-Key as bulk-update retri
 import csv
 import uuid
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadstore.cli.bulk_update import DEFAULT_BASE_URL, GaveUp, Sender, Stop, _bad_usage
+from leadstore.cli.bulk_update import DEFAULT_BASE_URL, GaveUp, Sender, Stop, _bad_usage, _open_report
 from leadstore.client import BulkResult, Client, InvalidInput, Outcome
 
 
@@ -39,7 +39,7 @@ def revert_run(
     calls = list(reversed(calls_of(report)))
     counts = dict.fromkeys(Outcome, 0)
     sender = Sender(client, console, retry_for)
-    sink = _open(out)
+    sink = _open_report(out)
     writer = csv.writer(sink) if sink is not None else None
     if writer is not None:
         writer.writerow(["request_id", "index", "prospect_id", "outcome", "reason", "reverted", "kept"])
@@ -94,15 +94,6 @@ def _revert(sender: Sender, request_id: str, dry_run: bool) -> BulkResult | None
         )
     except InvalidInput:
         return None
-
-
-def _open(path: Path | None) -> TextIO | None:
-    if path is None:
-        return None
-    try:
-        return path.open("w", newline="", encoding="utf-8")
-    except OSError as exc:
-        _bad_usage(f"--report {path}: cannot write it ({exc.strerror})")
 
 
 def bulk_revert(
