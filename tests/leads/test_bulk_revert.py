@@ -3,6 +3,7 @@ are kept and named with the request that changed them; per lead atomic; the call
 permissions as they are now; a revert is itself a call that can be reverted."""
 
 import uuid
+from functools import partial
 from typing import Any
 
 import pytest
@@ -11,7 +12,10 @@ from leadstore.db import Database
 from leadstore.users import service as user_service
 from tests.access.conftest import add_template
 from tests.helpers import Api, add_live_field, make_user, wait_until
-from tests.leads.bulk_support import snapshot
+from tests.leads.bulk_support import no_rate_limit, snapshot
+from tests.leads.test_bulk_concurrency import in_threads
+
+__all__ = ["no_rate_limit"]
 
 REVERT = "/Lead/Bulk/Revert"
 
@@ -204,3 +208,29 @@ def test_a_call_whose_every_field_changed_since_keeps_them_all(api: Api, leads: 
     assert answer["Details"]["SuccessfulLeads"][0]["Reverted"] == []
     assert answer["Details"]["SuccessfulLeads"][0]["Kept"] == [{"Attribute": "JobTitle", "ChangedBy": later}]
     assert api.lead(leads["ann"])["JobTitle"] == "Chair"
+
+
+def _race(i: int, client: Api, *, outcome: dict[str, Any], call: str, title: str) -> None:
+    if i == 0:
+        outcome["revert"] = revert(client, call)
+    else:
+        outcome["new"] = bulk(client, [{"EmailAddress": "ann@example.com", "JobTitle": title}])
+
+
+def test_a_revert_racing_a_new_call_loses_neither(api: Api, leads: dict[str, str], no_rate_limit: None) -> None:
+    """The new call's change is never undone; a lead the revert could not read and write in one
+    go fails as PRECONDITION_FAILED rather than overwriting it, and a second revert finishes it."""
+    for round_ in range(6):
+        call = bulk(api, [{"EmailAddress": "ann@example.com", "FirstName": f"A{round_}", "JobTitle": f"T{round_}"}])
+        outcome: dict[str, Any] = {}
+        in_threads(2, partial(_race, outcome=outcome, call=call, title=f"New{round_}"), api)
+        status, answer, _ = outcome["revert"]
+        assert status == 200, answer
+        assert api.lead(leads["ann"])["JobTitle"] == f"New{round_}"  # the new call's change stays
+        if answer["Status"]["SuccessCount"] == 0:
+            assert answer["Details"]["FailedLeads"][0]["ReasonCode"] == "PRECONDITION_FAILED"
+            status, answer, _ = revert(api, call)
+            assert answer["Status"]["SuccessCount"] == 1, answer
+        assert api.lead(leads["ann"])["FirstName"] == "Ann"  # the revert's change is there too
+        assert api.lead(leads["ann"])["JobTitle"] == f"New{round_}"
+        api.post("/Lead.Update", params={"leadId": leads["ann"]}, json=[{"Attribute": "JobTitle", "Value": "Staff"}])
