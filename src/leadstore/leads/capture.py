@@ -170,9 +170,7 @@ async def _write_group(
         create = None if new.refusal else NewLead(new.server_set, {position[f]: v for f, v in new.values.items()})
         writes.append(LeadWrite(i, key_value, {position[f]: v for f, v in values.items()}, create))
     results = await catalog.db.write_bulk(bulk.write_of(catalog.fields, principal, key, fields, writes, request_id))
-    updated = [(i, key_value) for i, key_value, _, _ in leads if (r := results.get(i)) and r.found and not r.created]
-    ids = await anyio.to_thread.run_sync(search.ids_by, catalog, principal, key, [v for _, v in updated])
-    for i, key_value, _, new in leads:
+    for i, _, _, new in leads:
         result = results.get(i)
         if result is None or not result.found:
             answers[i] = _row(i, failure=new.refusal or service.error_of((ReasonCode.LEAD_NOT_FOUND, "")))
@@ -181,7 +179,7 @@ async def _write_group(
         elif result.created:
             answers[i] = _row(i, new.prospect_id, created=True)
         else:
-            answers[i] = _row(i, ids.get(key_value), updated=True, affected=1 if result.changed else 0)
+            answers[i] = _row(i, result.prospect_id, updated=True, affected=1 if result.changed else 0)
 
 
 def _row(

@@ -68,6 +68,7 @@ class LeadResult:
     changed: list[str] = field(default_factory=list)
     failure: Failure | None = None
     created: bool = False
+    prospect_id: str | None = None  # of a lead found (a created lead's is the caller's own)
 
 
 NOT_FOUND = LeadResult(False)

@@ -100,6 +100,7 @@ class Found:
     lead_id: int
     head: int | None
     values: Sequence[Any]
+    prospect_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -180,7 +181,8 @@ def decide(
                     del claims[(i, row.values[i])]
                 if new[i] is not None:
                     claims[(i, new[i])] = row.lead_id
-        results[lead.index] = LeadResult(True, [write.columns[i].field for i in new], created=created)
+        changed = [write.columns[i].field for i in new]
+        results[lead.index] = LeadResult(True, changed, created=created, prospect_id=row.prospect_id)
         if new:
             updates.append(Update(lead.index, row.lead_id, row.head, new, {i: row.values[i] for i in new}))
     return results, updates

@@ -291,29 +291,11 @@ def change_history(
     ]
 
 
-def find_one(catalog: CatalogSnapshot, principal: Principal, field_: Field, value: Any) -> str | None:
-    """The ProspectId of the lead in reach whose unique ``field_`` holds ``value``."""
-    with catalog.db.read() as conn:
-        rows = repo.find(conn, catalog.fields.table, field_.column, [value], principal, columns=["prospect_id"])
-    return str(rows[0]["prospect_id"]) if rows else None
-
-
 def find_row(catalog: CatalogSnapshot, principal: Principal, field_: Field, value: Any) -> Mapping[str, Any] | None:
     """The lead in reach whose unique ``field_`` holds ``value``, as stored."""
     with catalog.db.read() as conn:
         rows = repo.find(conn, catalog.fields.table, field_.column, [value], principal)
     return rows[0] if rows else None
-
-
-def ids_by(catalog: CatalogSnapshot, principal: Principal, field_: Field, values: Sequence[Any]) -> dict[Any, str]:
-    """The ProspectIds of the leads in reach whose unique ``field_`` holds one of ``values``."""
-    if not values:
-        return {}
-    with catalog.db.read() as conn:
-        rows = repo.find(
-            conn, catalog.fields.table, field_.column, values, principal, columns=["prospect_id", field_.column]
-        )
-    return {row[field_.column]: str(row["prospect_id"]) for row in rows}
 
 
 def lead_key(catalog: CatalogSnapshot, prospect_id: str | None) -> str | None:

@@ -130,9 +130,11 @@ def _statement(
     scope = " AND owner_id = ANY(%b::text[])" if write.owners is not None else ""
     keys: list[Any] = [lead.key for lead in leads]
     if not written:  # leads sent with their key alone: found, nothing to change
-        lookup = f"SELECT {key_column} FROM {table} WHERE {key_column} = ANY(%b::{_ARRAY[key.kind]}){scope}"
-        held = {k for (k,) in _rows(conn, lookup, [keys] if write.owners is None else [keys, list(write.owners)])}
-        return {lead.index: LeadResult(True) for lead in leads if lead.key in held}
+        lookup = (
+            f"SELECT {key_column}, prospect_id FROM {table} WHERE {key_column} = ANY(%b::{_ARRAY[key.kind]}){scope}"
+        )
+        held = dict(_rows(conn, lookup, [keys] if write.owners is None else [keys, list(write.owners)]))
+        return {lead.index: LeadResult(True, prospect_id=held[lead.key]) for lead in leads if lead.key in held}
     # Per column: whether each lead gives it, and the value.
     arrays, names = [f"%b::{_ARRAY[key.kind]}", "%b::integer[]"], ["k", "x"]
     params: list[Any] = [keys, [lead.index for lead in leads]]
@@ -151,7 +153,7 @@ def _statement(
     )
     statement = (
         f"WITH v AS (SELECT * FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS v({', '.join(names)}, ord)), "
-        f"m AS (SELECT auto_id, {key_column} AS k, last_change_id AS head, {olds} FROM {table} "
+        f"m AS (SELECT auto_id, {key_column} AS k, prospect_id AS p, last_change_id AS head, {olds} FROM {table} "
         f"WHERE {key_column} = ANY(%b::{_ARRAY[key.kind]}){scope} ORDER BY auto_id FOR UPDATE), "
         f"h AS (SELECT {NEXT_CHANGE_ID} AS id, x.* FROM (SELECT m.auto_id AS l, m.head, f.name AS f, f.o, f.n, "
         f"v.ord, f.pos FROM m JOIN v ON v.k = m.k CROSS JOIN LATERAL (VALUES {pairs}) AS f(pos, name, o, n, d) "
@@ -159,7 +161,7 @@ def _statement(
         f"u AS (UPDATE {table} SET {sets}, modified_on = %s, modified_by = %s, last_change_id = c.id "
         f"FROM c JOIN m ON m.auto_id = c.l JOIN v ON v.k = m.k WHERE c.newest AND {table}.auto_id = c.l), "
         f"i AS ({INSERT_CHAIN}){_RECORD if record else ''} "
-        "SELECT m.k, coalesce((SELECT array_agg(h.f ORDER BY h.pos) FROM h WHERE h.l = m.auto_id), '{}') FROM m"
+        "SELECT m.k, coalesce((SELECT array_agg(h.f ORDER BY h.pos) FROM h WHERE h.l = m.auto_id), '{}'), m.p FROM m"
     )
     params.append(keys)
     if write.owners is not None:
@@ -168,8 +170,12 @@ def _statement(
     params += [write.modified_on, write.user_id, write.request_id, write.user_id, write.now]
     if record:
         params += [write.request_id, write.user_id, write.now]
-    changed = dict(_rows(conn, statement, params))
-    return {lead.index: LeadResult(True, list(changed[lead.key])) for lead in leads if lead.key in changed}
+    found = {k: (fields, prospect_id) for k, fields, prospect_id in _rows(conn, statement, params)}
+    return {
+        lead.index: LeadResult(True, list(found[lead.key][0]), prospect_id=found[lead.key][1])
+        for lead in leads
+        if lead.key in found
+    }
 
 
 # The call's record (``LeadCall``) of the leads it changed, each with its position in the call.

@@ -48,7 +48,7 @@ def _find(conn: sqlite3.Connection, write: BulkWrite) -> dict[Any, Found]:
     keys = sorted({lead.key for lead in write.leads}, key=str)
     if not keys or (write.owners is not None and not write.owners):
         return {}
-    names = [write.key.name, "auto_id", "last_change_id", *(c.name for c in write.columns)]
+    names = [write.key.name, "auto_id", "last_change_id", "prospect_id", *(c.name for c in write.columns)]
     where = f"{quote(write.key.name)} IN ({', '.join('?' * len(keys))})"
     params: list[Any] = list(keys)
     if write.owners is not None:
@@ -57,7 +57,7 @@ def _find(conn: sqlite3.Connection, write: BulkWrite) -> dict[Any, Found]:
     rows = conn.execute(
         f"SELECT {', '.join(map(quote, names))} FROM {quote(write.table)} WHERE {where} ORDER BY auto_id", params
     )
-    return {row[0]: Found(row[1], row[2], row[3:]) for row in rows}
+    return {row[0]: Found(row[1], row[2], row[4:], row[3]) for row in rows}
 
 
 def _insert_new(conn: sqlite3.Connection, write: BulkWrite, results: dict[int, LeadResult]) -> dict[int, int]:
