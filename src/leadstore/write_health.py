@@ -5,7 +5,6 @@ space or of a writable database."""
 
 import os
 import sqlite3
-from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
@@ -42,11 +41,6 @@ class WriteHealth:
         if self.path is not None and self.identity is None:
             stat = os.stat(self.path)
             self.identity = (stat.st_dev, stat.st_ino)
-
-    def uri(self) -> str:
-        """The file as an SQLite URI that opens it only if it exists (``sqlite3.connect`` would
-        otherwise create an empty database in place of a deleted one)."""
-        return f"{Path(self.path or '').absolute().as_uri()}?mode=rw"
 
     def check_file(self) -> bool:
         """Whether the file at the path is still the one open; updates ``gone``."""

@@ -14,7 +14,19 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from leadstore.cli.bulk_update import DEFAULT_BASE_URL, GaveUp, Sender, Stop, _bad_usage, _open_report
+from leadstore.cli.bulk_update import (
+    DEFAULT_BASE_URL,
+    AccessKeyOption,
+    BaseUrlOption,
+    GaveUp,
+    RetryForOption,
+    SecretKeyOption,
+    Sender,
+    Stop,
+    _bad_usage,
+    _open_report,
+    client_of,
+)
 from leadstore.client import BulkResult, Client, InvalidInput, Outcome
 
 
@@ -111,20 +123,10 @@ def bulk_revert(
             help="Write a CSV: request_id, index, prospect_id, outcome, reason, reverted, kept; one line per lead.",
         ),
     ] = None,
-    base_url: Annotated[
-        str, typer.Option("--base-url", envvar="LEADSTORE_BASE_URL", help="The leadstore host.")
-    ] = DEFAULT_BASE_URL,
-    access_key: Annotated[
-        str | None, typer.Option("--access-key", envvar="LEADSTORE_ACCESS_KEY", help="Your access key.")
-    ] = None,
-    secret_key: Annotated[
-        str | None,
-        typer.Option("--secret-key", envvar="LEADSTORE_SECRET_KEY", help="Your secret key (prefer the variable)."),
-    ] = None,
-    retry_for: Annotated[
-        float,
-        typer.Option("--retry-for", min=0, help="Seconds to keep retrying an unreachable or failing service."),
-    ] = 60.0,
+    base_url: BaseUrlOption = DEFAULT_BASE_URL,
+    access_key: AccessKeyOption = None,
+    secret_key: SecretKeyOption = None,
+    retry_for: RetryForOption = 60.0,
 ) -> None:
     """Undo a bulk-update run: revert every call its REPORT names, newest first.
 
@@ -132,9 +134,7 @@ def bulk_revert(
     changed since is kept. It prints "N succeeded, N failed, N unprocessed", counting leads.
     Exit status: 0 every lead reverted, 1 some failed, 2 bad usage or the service could not be
     reached."""
-    if not access_key or not secret_key:
-        _bad_usage("give the keys with --access-key/--secret-key or LEADSTORE_ACCESS_KEY/LEADSTORE_SECRET_KEY")
-    with Client(base_url, access_key, secret_key) as client:
+    with client_of(base_url, access_key, secret_key) as client:
         status = revert_run(client, report, dry_run=dry_run, out=out, retry_for=retry_for)
     raise typer.Exit(status)
 

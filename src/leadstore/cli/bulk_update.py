@@ -395,6 +395,29 @@ def _open_report(report: Path | None) -> TextIO | None:
         _bad_usage(f"--report {report}: cannot write it ({exc.strerror})")
 
 
+# The options bulk-update and bulk-revert share: where the service is, the keys, and patience.
+BaseUrlOption = Annotated[
+    str, typer.Option("--base-url", envvar="LEADSTORE_BASE_URL", help="The API host (leadstore or LeadSquared).")
+]
+AccessKeyOption = Annotated[
+    str | None, typer.Option("--access-key", envvar="LEADSTORE_ACCESS_KEY", help="Your access key.")
+]
+SecretKeyOption = Annotated[
+    str | None,
+    typer.Option("--secret-key", envvar="LEADSTORE_SECRET_KEY", help="Your secret key (prefer the variable)."),
+]
+RetryForOption = Annotated[
+    float, typer.Option("--retry-for", min=0, help="Seconds to keep retrying an unreachable or failing service.")
+]
+
+
+def client_of(base_url: str, access_key: str | None, secret_key: str | None) -> Client:
+    """The client for the given keys, or a usage error saying where keys come from."""
+    if not access_key or not secret_key:
+        _bad_usage("give the keys with --access-key/--secret-key or LEADSTORE_ACCESS_KEY/LEADSTORE_SECRET_KEY")
+    return Client(base_url, access_key, secret_key)
+
+
 def bulk_update(
     file: Annotated[
         Path,
@@ -403,16 +426,9 @@ def bulk_update(
     search_by: Annotated[
         str, typer.Option("--search-by", help="The unique field that finds each lead, e.g. EmailAddress.")
     ],
-    base_url: Annotated[
-        str, typer.Option("--base-url", envvar="LEADSTORE_BASE_URL", help="The API host (leadstore or LeadSquared).")
-    ] = DEFAULT_BASE_URL,
-    access_key: Annotated[
-        str | None, typer.Option("--access-key", envvar="LEADSTORE_ACCESS_KEY", help="Your access key.")
-    ] = None,
-    secret_key: Annotated[
-        str | None,
-        typer.Option("--secret-key", envvar="LEADSTORE_SECRET_KEY", help="Your secret key (prefer the variable)."),
-    ] = None,
+    base_url: BaseUrlOption = DEFAULT_BASE_URL,
+    access_key: AccessKeyOption = None,
+    secret_key: SecretKeyOption = None,
     push_non_existent_to_unprocessed: Annotated[
         bool,
         typer.Option(
@@ -432,10 +448,7 @@ def bulk_update(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=MAX_BATCH, help="Leads per call.")] = MAX_BATCH,
-    retry_for: Annotated[
-        float,
-        typer.Option("--retry-for", min=0, help="Seconds to keep retrying an unreachable or failing service."),
-    ] = 60.0,
+    retry_for: RetryForOption = 60.0,
 ) -> None:
     """Update the leads in FILE, found by the --search-by field, in calls of at most 25.
 
@@ -451,9 +464,7 @@ def bulk_update(
     or a bad file (nothing sent), or the service could not be reached.
 
     Keep keys out of your shell history: set LEADSTORE_ACCESS_KEY and LEADSTORE_SECRET_KEY."""
-    if not access_key or not secret_key:
-        _bad_usage("give the keys with --access-key/--secret-key or LEADSTORE_ACCESS_KEY/LEADSTORE_SECRET_KEY")
-    with Client(base_url, access_key, secret_key) as client:
+    with client_of(base_url, access_key, secret_key) as client:
         status = run_file(
             client,
             file,

@@ -42,6 +42,13 @@ class FieldRegistry:
         """The field a caller means by ``name`` (matched case-insensitively)."""
         return self._by_name.get(name) or self._by_key.get(name.lower())
 
+    def system(self, schema_name: str) -> Field:
+        """A system field, which every account has (``get`` for a name a caller sent)."""
+        field_ = self._by_name.get(schema_name)
+        if field_ is None:
+            raise KeyError(schema_name)
+        return field_
+
     def column(self, field_: Field) -> Column[object]:
         return self.table.c[field_.column]
 

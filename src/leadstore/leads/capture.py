@@ -2,7 +2,6 @@
 ``Lead/Bulk/Update`` (one field on many leads). Each is a bulk write on the one write path, with
 the same checks, permissions and history as every other write."""
 
-import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,26 +13,12 @@ from leadstore.catalog import CatalogSnapshot
 from leadstore.errors import DuplicateEntry, InvalidRequest, LeadstoreError, shown
 from leadstore.fields.model import Field
 from leadstore.leads import bulk, search, service
-from leadstore.leads.changes import Pairs, parse_pairs
+from leadstore.leads.changes import Pairs, parse_pairs, split_pseudo
 from leadstore.leads.outcomes import ReasonCode
 from leadstore.leads.plan import LeadWrite, NewLead
 
 BEHAVIORS = ("None", "DoNotUpdate", "UpdateOnlyEmptyFields", "DoNotUpdateUniqueFields")
 MAX_FIELD_UPDATE_LEADS = 50  # Lead/Bulk/Update, as LeadSquared documents it
-
-
-def _split(pairs: Pairs, *names: str) -> tuple[Pairs, dict[str, Any]]:
-    """``pairs`` without the pseudo-attributes ``names`` (any letter case), and their values."""
-    wanted = {name.lower(): name for name in names}
-    found: dict[str, Any] = {}
-    rest: Pairs = []
-    for attribute, value in pairs:
-        name = wanted.get(attribute.lower())
-        if name is None:
-            rest.append((attribute, value))
-        else:
-            found.setdefault(name, value)
-    return rest, found
 
 
 def behavior_of(raw: str | None) -> str:
@@ -49,26 +34,18 @@ async def capture(
     """Lead.Capture: find the lead by ``SearchBy``, else by ProspectId, EmailAddress, then Phone
     (SearchBy is ignored when all three are sent), and update it as ``behavior`` says; create it
     when none is found. The lead's ProspectId and whether it was created."""
-    rest, pseudo = _split(pairs, "SearchBy", "ProspectId")
+    rest, pseudo = split_pseudo(pairs, "SearchBy", "ProspectId")
     values = service.values_of(catalog, principal, rest)
-    given = {name: catalog.fields.get(name) for name in ("EmailAddress", "Phone")}
     prospect = search.lead_key(catalog, pseudo.get("ProspectId"))
-    key: Field | None = None
-    key_value: Any = None
-    all_three = prospect is not None and all(f is not None and values.get(f) is not None for f in given.values())
-    if pseudo.get("SearchBy") and not all_three:
-        key = service.search_key(catalog, principal, str(pseudo["SearchBy"]), values)
-        key_value = values.get(key) if key is not None else None
-    elif prospect is not None:
-        key, key_value = catalog.fields.get("ProspectId"), prospect
+    search_by = pseudo.get("SearchBy") or None
+    email_and_phone = all(values.get(catalog.fields.system(name)) is not None for name in ("EmailAddress", "Phone"))
+    key: Field | None
+    key_value: Any
+    if prospect is not None and (search_by is None or email_and_phone):
+        key, key_value = catalog.fields.system("ProspectId"), prospect
     else:
-        for field_ in given.values():
-            if field_ is not None and values.get(field_) is not None:
-                key, key_value = field_, values[field_]
-                break
-    if key is None or key_value is None:  # nothing to find a lead by: a new one
-        key, key_value = catalog.fields.get("ProspectId"), str(uuid.uuid4())
-    assert key is not None
+        key = service.search_key(catalog, principal, search_by, values)
+        key_value = None if key is None else values.get(key)
     update, expect = await _update_for(catalog, principal, behavior, key, key_value, values)
     return await service.create_or_update_one(
         catalog, principal, key, key_value, values, request_id, update=update, expect=expect
@@ -79,11 +56,13 @@ async def _update_for(
     catalog: CatalogSnapshot,
     principal: Principal,
     behavior: str,
-    key: Field,
+    key: Field | None,
     key_value: Any,
     values: Mapping[Field, Any],
 ) -> tuple[dict[Field, Any], dict[Field, Any] | None]:
     """What an existing lead gets under ``behavior``, and the preconditions that keep it so."""
+    if key is None or key_value is None:  # no lead to find: a new one gets every value
+        return dict(values), None
     if behavior == "DoNotUpdate":
         return {}, None
     if behavior == "DoNotUpdateUniqueFields":
@@ -108,8 +87,7 @@ async def update_field(
     keys = list(dict.fromkeys(k for raw in lead_ids if isinstance(raw, str) and (k := search.lead_key(catalog, raw))))
     if any(f.is_unique for f in values) and len(keys) > 1:
         raise InvalidRequest("A unique field cannot take one value on several leads; send one LeadId")
-    id_field = catalog.fields.get("ProspectId")
-    assert id_field is not None  # a system field
+    id_field = catalog.fields.system("ProspectId")
     fields = list(values)
     leads = [
         LeadWrite(i, key, {position: values[f] for position, f in enumerate(fields)}) for i, key in enumerate(keys)
@@ -137,17 +115,17 @@ async def create_or_update_many(
     seen: dict[tuple[Field, Any], int] = {}
     for i, pairs in enumerate(parsed):
         try:
-            rest, pseudo = _split(pairs, "SearchBy")
+            rest, pseudo = split_pseudo(pairs, "SearchBy")
             values = service.values_of(catalog, principal, rest)
+            new = service.creation(catalog, principal, values)
             key = service.search_key(catalog, principal, pseudo.get("SearchBy"), values)
             key_value = values.get(key) if key is not None else None
-            if key is None or key_value is None:
-                key, key_value = catalog.fields.get("ProspectId"), str(uuid.uuid4())
-            assert key is not None
+            if key is None or key_value is None:  # nothing to find a lead by: found by its new id, never
+                key, key_value = catalog.fields.system("ProspectId"), new.prospect_id
             if (key, key_value) in seen:
                 raise DuplicateEntry(f"The same lead is already at row {seen[(key, key_value)] + 1}")
             seen[(key, key_value)] = i
-            groups[key].append((i, key_value, values, service.creation(catalog, principal, values)))
+            groups[key].append((i, key_value, values, new))
         except LeadstoreError as exc:
             answers[i] = _row(i, failure=exc)
     for key, leads in groups.items():

@@ -62,6 +62,21 @@ def _as_text(value: Any, where: str) -> str:
     raise InvalidRequest(f"{where} must be a string, a number, true, false or null; objects and arrays are no value")
 
 
+def split_pseudo(pairs: Pairs, *names: str) -> tuple[Pairs, dict[str, Any]]:
+    """``pairs`` without the pseudo-attributes ``names`` (``SearchBy``..., in any letter case),
+    and the first value of each of them sent."""
+    wanted = {name.lower(): name for name in names}
+    found: dict[str, Any] = {}
+    rest: Pairs = []
+    for attribute, value in pairs:
+        name = wanted.get(attribute.lower())
+        if name is None:
+            rest.append((attribute, value))
+        else:
+            found.setdefault(name, value)
+    return rest, found
+
+
 def parse_fields(
     registry: FieldRegistry,
     principal: Principal,

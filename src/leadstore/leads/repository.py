@@ -32,21 +32,16 @@ def find(
     values: Iterable[Any],
     principal: Principal,
     *,
-    lock: bool = False,
     columns: Iterable[str] | None = None,
 ) -> list[Mapping[str, Any]]:
     """The leads whose ``column`` holds one of ``values``, within the caller's scope, as the
     driver returns them (on SQLite, date-times are the stored text): every column, or only
-    ``columns`` (and auto_id).
-
-    With ``lock`` the rows stay locked until the transaction ends (PostgreSQL; SQLite has one
-    writer anyway), in id order so that two calls over the same leads cannot deadlock.
-    """
+    ``columns`` (and auto_id)."""
     values = sorted(set(values), key=str)
     owners = principal.lead_owners
     if not values or (owners is not None and not owners):
         return []
-    # Driver SQL: this lookup is on the bulk update's hot path (see apply_updates).
+    # Driver SQL: wrapping rows and parameters in SQLAlchemy's cost as much again as the lookup.
     sql = _driver_sql(conn.dialect)
     names = [c.name for c in table.columns] if columns is None else sorted({"auto_id", *columns})
     where = f"{sql.quote(column)} IN ({', '.join([sql.mark] * len(values))})"
@@ -55,8 +50,7 @@ def find(
         where += f" AND owner_id IN ({', '.join([sql.mark] * len(owners))})"
         params.extend(sorted(owners))
     statement = (
-        f"SELECT {', '.join(sql.quote(n) for n in names)} FROM {sql.quote(table.name)} "
-        f"WHERE {where} ORDER BY auto_id{sql.for_update if lock else ''}"
+        f"SELECT {', '.join(sql.quote(n) for n in names)} FROM {sql.quote(table.name)} WHERE {where} ORDER BY auto_id"
     )
     result = conn.exec_driver_sql(statement, tuple(params))
     rows = result.cursor.fetchall()  # the driver's tuples: wrapping them in SQLAlchemy rows cost as much again
@@ -200,13 +194,11 @@ def history(conn: Connection, newest_id: int | None, limit: int) -> list[RowMapp
 
 class _DriverSql:
     """The dialect's spelling of what raw statements need: a parameter mark, a quoted column
-    name, a row lock."""
+    name."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.quote = dialect.identifier_preparer.quote
-        # SQLite has no row locks (and needs none: it has one writer).
-        self.for_update = "" if dialect.name == "sqlite" else " FOR UPDATE"
 
 
 @functools.cache

@@ -110,8 +110,7 @@ class Revert:
                 expect = {columns.setdefault(f, len(columns)): now for f, (_, now) in back.items()}
                 leads.append(LeadWrite(index, lead_id, values, expect=expect or None))
         answer = Answer("ProspectId", items, changed_as="Reverted")
-        id_field = self.registry.get("ProspectAutoId")
-        assert id_field is not None  # a system field
+        id_field = self.registry.system("ProspectAutoId")
         write = bulk.write_of(self.registry, self.principal, id_field, list(columns), leads, self.request_id)
         write.dry_run = self.request.dry_run
         return answer, write

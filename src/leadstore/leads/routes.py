@@ -1,7 +1,7 @@
 """LeadSquared's Lead Management URLs (spec sections 4 and 5)."""
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from leadstore.auth.dependencies import CurrentPrincipal, current_principal, query_param
 from leadstore.auth.principal import Principal
-from leadstore.errors import InvalidRequest
+from leadstore.errors import InvalidRequest, cut
 from leadstore.leads import bulk, capture, revert, search, service
 from leadstore.leads.changes import parse_pairs
 from leadstore.leads.idempotency import IdempotencyGuard
@@ -47,6 +47,19 @@ async def read_json(request: Request) -> Any:
 # Request bodies the document names: routes read them by hand (for speed and exact error
 # positions), so the app's OpenAPI document adds them to its components (``app.openapi``).
 DOCUMENTED_BODIES: list[type[BaseModel]] = []
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def _read_model(request: Request, model: type[Model], operation: str) -> Model:
+    """A JSON body of ``model``'s shape; a 400 naming the first position that is not."""
+    try:
+        return model.model_validate(await read_json(request))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = cut(".".join(str(p) for p in first["loc"]))
+        raise InvalidRequest(f"{operation} body: {where}: {first['msg']}") from None
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -241,13 +254,7 @@ async def leads_by_ids(request: Request, principal: CurrentPrincipal) -> Respons
     """The leads with these ProspectIds (at most 10,000), with the columns asked: `RecordCount`
     and `Leads`."""
     state = app_state(request)
-    try:
-        body = ByIdsRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidRequest(
-            f"Leads/Retrieve/ByIds body: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-        ) from None
+    body = await _read_model(request, ByIdsRequest, "Leads/Retrieve/ByIds")
     paging = body.Paging
     answer = await run_in_threadpool(
         search.by_ids,
@@ -295,12 +302,7 @@ async def quick_search(request: Request, principal: CurrentPrincipal) -> Respons
 async def get_leads(request: Request, principal: CurrentPrincipal) -> Response:
     """Leads matching one condition, with optional columns, sorting and paging (PageSize ≤ 1000)."""
     state = app_state(request)
-    try:
-        body = LeadsGetRequest.model_validate(await read_json(request))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"Leads.Get body: {where}: {first['msg']}") from None
+    body = await _read_model(request, LeadsGetRequest, "Leads.Get")
     query = search.LeadQuery(
         lookup_name=body.Parameter.LookupName,
         lookup_value=body.Parameter.LookupValue,

@@ -107,16 +107,20 @@ def _readable(catalog: CatalogSnapshot, principal: Principal, name: str, role: s
     return field_
 
 
+def _check_paging(page_index: int, page_size: int) -> None:
+    if not 1 <= page_size <= MAX_PAGE_SIZE or not 1 <= page_index <= MAX_PAGE_INDEX:
+        raise InvalidRequest(
+            f"Paging needs PageIndex from 1 to {MAX_PAGE_INDEX} and PageSize from 1 to {MAX_PAGE_SIZE}"
+        )
+
+
 def search(catalog: CatalogSnapshot, principal: Principal, q: LeadQuery) -> list[Lead]:
     """Leads.Get: one condition, optional sorting, paging from 1, selected columns."""
     field_ = _readable(catalog, principal, q.lookup_name, "LookupName")
     operator = q.operator.strip().upper()
     if operator not in OPERATORS:
         raise InvalidRequest(f"SqlOperator {shown(q.operator)} is not supported; use one of: {', '.join(OPERATORS)}")
-    if not 1 <= q.page_size <= MAX_PAGE_SIZE or not 1 <= q.page_index <= MAX_PAGE_INDEX:
-        raise InvalidRequest(
-            f"Paging needs PageIndex from 1 to {MAX_PAGE_INDEX} and PageSize from 1 to {MAX_PAGE_SIZE}"
-        )
+    _check_paging(q.page_index, q.page_size)
     value: Any = q.lookup_value
     if operator == "LIKE" and "\x00" in value:
         return []  # no stored text holds NUL (and PostgreSQL refuses it in a query)
@@ -168,8 +172,7 @@ def by_ids(
     columns asked (ProspectID always), one page of them; RecordCount counts them all."""
     if len(lead_ids) > MAX_IDS:
         raise InvalidRequest(f"SearchParameters.LeadIds holds {len(lead_ids)} ids; at most {MAX_IDS} may be asked")
-    if not 1 <= page_size <= MAX_PAGE_SIZE or not 1 <= page_index <= MAX_PAGE_INDEX:
-        raise InvalidRequest(f"Paging needs PageIndex from 1 and PageSize from 1 to {MAX_PAGE_SIZE}")
+    _check_paging(page_index, page_size)
     wanted = _wanted_columns(catalog, principal, columns, strict=False)
     keys = [key for raw in lead_ids if (key := lead_key(catalog, raw)) is not None]
     with catalog.db.read() as conn:
@@ -300,10 +303,8 @@ def find_row(catalog: CatalogSnapshot, principal: Principal, field_: Field, valu
 
 def lead_key(catalog: CatalogSnapshot, prospect_id: str | None) -> str | None:
     """A ProspectId as sent (``leadId``, ``id``) in its stored form; None when no lead can have it."""
-    field_ = catalog.fields.get("ProspectId")
-    assert field_ is not None  # a system field
     try:
-        key: str | None = normalize(field_, prospect_id, catalog.account.phone_rules)
+        key: str | None = normalize(catalog.fields.system("ProspectId"), prospect_id, catalog.account.phone_rules)
     except InvalidValue:
         return None
     return key

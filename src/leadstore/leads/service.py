@@ -24,7 +24,7 @@ from leadstore.errors import (
 )
 from leadstore.fields.model import Field
 from leadstore.leads import bulk, search
-from leadstore.leads.changes import FieldRejected, Pairs, check_complete, parse_fields
+from leadstore.leads.changes import FieldRejected, Pairs, check_complete, parse_fields, split_pseudo
 from leadstore.leads.outcomes import LeadResult, ReasonCode
 from leadstore.leads.plan import LeadWrite, NewLead
 
@@ -39,26 +39,17 @@ _ERROR_FOR_CODE: dict[ReasonCode, type[LeadstoreError]] = {
 
 def values_of(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
     """The stored values of ``pairs``; a broken rule as the single-lead endpoints answer it."""
-    return _values(catalog, principal, pairs)
-
-
-def _values(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs) -> dict[Field, Any]:
     try:
         return parse_fields(catalog.fields, principal, pairs, catalog.account.phone_rules)
     except FieldRejected as exc:
         raise _ERROR_FOR_CODE.get(exc.code, InvalidFieldValue)(exc.message) from None
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 async def create(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Create a lead; returns its ProspectId."""
-    values = _values(catalog, principal, pairs)
-    id_field = catalog.fields.get("ProspectId")
-    assert id_field is not None  # a system field
-    return await _create_or_update(catalog, principal, id_field, str(uuid.uuid4()), values, request_id)
+    values = values_of(catalog, principal, pairs)
+    prospect_id, _created = await create_or_update_one(catalog, principal, None, None, values, request_id)
+    return prospect_id
 
 
 async def update(
@@ -67,10 +58,9 @@ async def update(
     """Update the lead ``prospect_id``; returns the number of leads affected (1)."""
     if not prospect_id:
         raise MandatoryAttributeMissing("leadId is missing: pass the lead's ProspectId as ?leadId=")
-    values = _values(catalog, principal, pairs)
+    values = values_of(catalog, principal, pairs)
     key = search.lead_key(catalog, prospect_id)
-    id_field = catalog.fields.get("ProspectId")
-    assert id_field is not None  # a system field
+    id_field = catalog.fields.system("ProspectId")
     if key is None or await _write(catalog, principal, id_field, key, values, request_id) is None:
         raise LeadNotFound("Lead does not exist in the system")
     return 1
@@ -78,15 +68,12 @@ async def update(
 
 async def create_or_update(catalog: CatalogSnapshot, principal: Principal, pairs: Pairs, request_id: str) -> str:
     """Update the lead found by ``SearchBy`` (default: EmailAddress, then Phone), or create it."""
-    search_by = [value for attribute, value in pairs if attribute.lower() == "searchby"]
-    pairs = [(a, v) for a, v in pairs if a.lower() != "searchby"]
-    values = _values(catalog, principal, pairs)
-    key = search_key(catalog, principal, search_by[0] if search_by else None, values)
-    if key is None or values.get(key) is None:  # nothing to find the lead by: a new lead
-        key = catalog.fields.get("ProspectId")
-        assert key is not None  # a system field
-        return await _create_or_update(catalog, principal, key, str(uuid.uuid4()), values, request_id)
-    return await _create_or_update(catalog, principal, key, values[key], values, request_id)
+    rest, pseudo = split_pseudo(pairs, "SearchBy")
+    values = values_of(catalog, principal, rest)
+    key = search_key(catalog, principal, pseudo.get("SearchBy"), values)
+    key_value = None if key is None else values.get(key)
+    prospect_id, _created = await create_or_update_one(catalog, principal, key, key_value, values, request_id)
+    return prospect_id
 
 
 @dataclass(frozen=True)
@@ -113,8 +100,8 @@ def creation(catalog: CatalogSnapshot, principal: Principal, values: Mapping[Fie
     if owner is not None and not principal.may_own(new_values[owner]):
         # Lead access "none": the caller could neither see nor change the lead it made.
         refusal = NotPermitted("You do not have permission to create leads (your lead access: none)")
-    now, prospect_id = _now(), str(uuid.uuid4())
-    stamp = now.replace(microsecond=0)  # CreatedOn/ModifiedOn read back to the second
+    stamp = datetime.now(UTC).replace(tzinfo=None, microsecond=0)  # CreatedOn/ModifiedOn read back to the second
+    prospect_id = str(uuid.uuid4())
     server_set = {
         "prospect_id": prospect_id,
         "created_on": stamp,
@@ -125,24 +112,10 @@ def creation(catalog: CatalogSnapshot, principal: Principal, values: Mapping[Fie
     return Creation(prospect_id, server_set, new_values, refusal)
 
 
-async def _create_or_update(
-    catalog: CatalogSnapshot,
-    principal: Principal,
-    key: Field,
-    key_value: Any,
-    values: dict[Field, Any],
-    request_id: str,
-) -> str:
-    """Update the lead whose ``key`` holds ``key_value``, or create one with ``values``, in one
-    transaction: two calls creating the same lead cannot both create it. Its ProspectId."""
-    prospect_id, _created = await create_or_update_one(catalog, principal, key, key_value, values, request_id)
-    return prospect_id
-
-
 async def create_or_update_one(
     catalog: CatalogSnapshot,
     principal: Principal,
-    key: Field,
+    key: Field | None,
     key_value: Any,
     values: Mapping[Field, Any],
     request_id: str,
@@ -150,10 +123,13 @@ async def create_or_update_one(
     update: Mapping[Field, Any] | None = None,
     expect: Mapping[Field, Any] | None = None,
 ) -> tuple[str, bool]:
-    """``_create_or_update`` whose update may write other values than a create would
-    (``update``, under the preconditions ``expect``); the lead's ProspectId and whether it was
-    created."""
+    """Update the lead whose ``key`` holds ``key_value`` (with ``update`` when given, under the
+    preconditions ``expect``), or create one with ``values``, in one transaction: two calls
+    creating the same lead cannot both create it. Without a key value, a new lead. Its
+    ProspectId, and whether it was created."""
     new = creation(catalog, principal, values)
+    if key is None or key_value is None:  # nothing to find a lead by: found by its new id, never
+        key, key_value = catalog.fields.system("ProspectId"), new.prospect_id
     result = await _write(
         catalog,
         principal,
@@ -161,7 +137,7 @@ async def create_or_update_one(
         key_value,
         values if update is None else update,
         request_id,
-        None if new.refusal else (new.server_set, new.values),
+        None if new.refusal else new,
         expect,
     )
     if result is None:
@@ -179,15 +155,15 @@ async def _write(
     key_value: Any,
     values: Mapping[Field, Any],
     request_id: str,
-    create: tuple[dict[str, Any], Mapping[Field, Any]] | None = None,
+    create: Creation | None = None,
     expect: Mapping[Field, Any] | None = None,
 ) -> LeadResult | None:
     """Write ``values`` to the lead whose ``key`` holds ``key_value`` (or, with ``create``,
-    create it with those server-set columns and values if there is none), as a bulk call of one
-    lead would; None when no such lead is in the caller's reach."""
-    fields = list(dict.fromkeys([*values, *(create[1] if create else ()), *(expect or ())]))
+    create it if there is none), as a bulk call of one lead would; None when no such lead is in
+    the caller's reach."""
+    fields = list(dict.fromkeys([*values, *(create.values if create else ()), *(expect or ())]))
     position = {f: i for i, f in enumerate(fields)}
-    new = None if create is None else NewLead(create[0], {position[f]: v for f, v in create[1].items()})
+    new = None if create is None else NewLead(create.server_set, {position[f]: v for f, v in create.values.items()})
     lead = LeadWrite(0, key_value, {position[f]: v for f, v in values.items()}, new)
     if expect:
         lead.expect = {position[f]: v for f, v in expect.items()}
